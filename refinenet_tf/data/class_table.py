@@ -1,0 +1,179 @@
+"""Class tables: class names and colours, read from and written to ``class_dict.csv``.
+
+Two header forms are read:
+
+* ``name,r,g,b`` (Semantic Segmentation Suite): one class per row, class index = position among the
+  rows; a row coloured (0,0,0) (usually ``void``) is not a class, it marks pixels to ignore.
+* ``index,name,r,g,b``: explicit indices 0..C-1 in order. Written when black is a real class (VOC's
+  background), where the first form cannot say so.
+
+Everywhere, black pixels mean "ignore" unless black is one of the classes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+
+from refinenet_tf.description import write_text_atomically
+from refinenet_tf.errors import DataError
+from refinenet_tf.palette import voc_palette
+
+Colour = tuple[int, int, int]
+BLACK: Colour = (0, 0, 0)
+FILE_NAME = "class_dict.csv"
+NAMED_HEADER = ("name", "r", "g", "b")
+INDEXED_HEADER = ("index", "name", "r", "g", "b")
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    """Class names and their RGB colours, in class-index order."""
+
+    names: tuple[str, ...]
+    colours: tuple[Colour, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(str(n) for n in self.names))
+        object.__setattr__(self, "colours", tuple(tuple(int(v) for v in c) for c in self.colours))
+        if len(self.names) != len(self.colours):
+            raise DataError(f"class table: {len(self.names)} names but {len(self.colours)} colours")
+        if not self.names:
+            raise DataError("class table: no classes")
+        for colour in self.colours:
+            if len(colour) != 3 or not all(0 <= v <= 255 for v in colour):
+                raise DataError(f"class table: {colour} is not an RGB colour in 0..255")
+        _refuse_duplicates(self.names, "class name")
+        _refuse_duplicates(self.colours, "colour")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    @property
+    def void_colour(self) -> Colour | None:
+        """The colour painted on ignored pixels: black, unless black is a class."""
+        return None if BLACK in self.colours else BLACK
+
+
+def read_class_table(path: str) -> ClassTable:
+    """Read a ``class_dict.csv`` (either header form); errors name the file and line."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.reader(handle))
+    except FileNotFoundError:
+        raise DataError(f"{path}: class table not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read the class table ({error})") from None
+    numbered = [(number, row) for number, row in enumerate(rows, start=1) if any(field.strip() for field in row)]
+    if not numbered:
+        raise DataError(f"{path}: empty class table (expected a header 'name,r,g,b')")
+    header_line, header = numbered[0]
+    header = tuple(field.strip().lower() for field in header)
+    if header not in (NAMED_HEADER, INDEXED_HEADER):
+        raise DataError(f"{path}:{header_line}: expected the header 'name,r,g,b' or 'index,name,r,g,b', got {','.join(header)!r}")
+    indexed = header == INDEXED_HEADER
+    names: list[str] = []
+    colours: list[Colour] = []
+    for line, row in numbered[1:]:
+        where = f"{path}:{line}"
+        if len(row) != len(header):
+            raise DataError(f"{where}: expected {len(header)} fields ({','.join(header)}), got {len(row)}")
+        fields = [field.strip() for field in row]
+        if indexed:
+            index = _integer(fields.pop(0), "index", where)
+            if index != len(names):
+                raise DataError(f"{where}: expected index {len(names)}, got {index} (indices must count up from 0)")
+        name = fields[0]
+        if not name:
+            raise DataError(f"{where}: empty class name")
+        colour = tuple(_integer(value, channel, where) for value, channel in zip(fields[1:], "rgb"))
+        if not all(0 <= v <= 255 for v in colour):
+            raise DataError(f"{where}: colour {colour} is outside 0..255")
+        if colour == BLACK and not indexed:
+            continue
+        if name in names:
+            raise DataError(f"{where}: class name {name!r} appears twice")
+        if colour in colours:
+            raise DataError(f"{where}: colour {colour} is already used by class {names[colours.index(colour)]!r}")
+        names.append(name)
+        colours.append(colour)
+    if not names:
+        raise DataError(f"{path}: the class table lists no classes (only void rows)")
+    return ClassTable(tuple(names), tuple(colours))
+
+
+def write_class_table(path: str, table: ClassTable) -> str:
+    """Write ``table`` as a ``class_dict.csv`` that :func:`read_class_table` reads back identically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if table.void_colour is None:
+        writer.writerow(INDEXED_HEADER)
+        writer.writerows((i, name, *colour) for i, (name, colour) in enumerate(zip(table.names, table.colours)))
+    else:
+        writer.writerow(NAMED_HEADER)
+        writer.writerow(("void", *BLACK))
+        writer.writerows((name, *colour) for name, colour in zip(table.names, table.colours))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_text_atomically(path, buffer.getvalue())
+    return path
+
+
+# Cityscapes: the 19 classes used for training and their colours (cityscapesScripts' labels.py).
+CITYSCAPES_TRAIN_CLASSES: tuple[tuple[str, Colour], ...] = (
+    ("road", (128, 64, 128)),
+    ("sidewalk", (244, 35, 232)),
+    ("building", (70, 70, 70)),
+    ("wall", (102, 102, 156)),
+    ("fence", (190, 153, 153)),
+    ("pole", (153, 153, 153)),
+    ("traffic light", (250, 170, 30)),
+    ("traffic sign", (220, 220, 0)),
+    ("vegetation", (107, 142, 35)),
+    ("terrain", (152, 251, 152)),
+    ("sky", (70, 130, 180)),
+    ("person", (220, 20, 60)),
+    ("rider", (255, 0, 0)),
+    ("car", (0, 0, 142)),
+    ("truck", (0, 0, 70)),
+    ("bus", (0, 60, 100)),
+    ("train", (0, 80, 100)),
+    ("motorcycle", (0, 0, 230)),
+    ("bicycle", (119, 11, 32)),
+)
+
+# Cityscapes labelId of each train id 0..18 (every other labelId is ignored in training).
+CITYSCAPES_LABEL_IDS_OF_TRAIN_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+
+VOC_CLASS_NAMES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)
+
+
+def cityscapes_table() -> ClassTable:
+    """Cityscapes' 19 training classes."""
+    return ClassTable(tuple(n for n, _ in CITYSCAPES_TRAIN_CLASSES), tuple(c for _, c in CITYSCAPES_TRAIN_CLASSES))
+
+
+def voc_table() -> ClassTable:
+    """PASCAL VOC's 21 classes in the VOC palette (background is black, so it is a class here)."""
+    colours = voc_palette(len(VOC_CLASS_NAMES))
+    return ClassTable(VOC_CLASS_NAMES, tuple(tuple(int(v) for v in c) for c in colours))
+
+
+def _integer(text: str, what: str, where: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise DataError(f"{where}: {what} must be an integer, got {text!r}") from None
+
+
+def _refuse_duplicates(values, what: str) -> None:
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise DataError(f"class table: {what} {value!r} appears twice")
+        seen.add(value)

@@ -1,0 +1,108 @@
+"""Decode and validate one image or one mask with PIL, failing with a message that names the file."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from PIL import Image
+
+from refinenet_tf.errors import DataError
+
+# Modes PIL converts to RGB without losing meaning (alpha is dropped, palettes are expanded).
+_COLOUR_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"}
+_SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
+_MAX_LISTED_VALUES = 10
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def load_image(path: str) -> np.ndarray:
+    """Read an image file as a uint8 HxWx3 RGB array (grey, RGBA and palette images are converted)."""
+    with _open(path, "image") as image:
+        if image.mode not in _COLOUR_MODES:
+            raise DataError(f"{path}: image mode {image.mode!r} is not supported; save it as 8-bit RGB or grey")
+        if image.mode != "RGB":
+            with warnings.catch_warnings():
+                # PIL warns about palette transparency; dropping it is what we want.
+                warnings.simplefilter("ignore")
+                image = image.convert("RGBA" if image.mode in ("P", "PA") else "RGB").convert("RGB")
+        return np.asarray(image, dtype=np.uint8)
+
+
+def load_mask(path: str) -> np.ndarray:
+    """Read a mask as a uint8 HxW array of class indices; only single-channel 8-bit masks are accepted."""
+    with _open(path, "mask") as mask:
+        _check_mask_format(mask, path)
+        return np.asarray(mask, dtype=np.uint8)
+
+
+def check_labels(mask: np.ndarray, num_classes: int, ignore_label: int, path: str) -> None:
+    """Refuse a mask holding values that are neither a class index (< num_classes) nor ignore_label."""
+    counts = np.bincount(mask.ravel(), minlength=256)
+    bad_values = [value for value in np.flatnonzero(counts) if value >= num_classes and value != ignore_label]
+    if not bad_values:
+        return
+    listed = ", ".join(f"{value} ({counts[value]} px)" for value in bad_values[:_MAX_LISTED_VALUES])
+    more = f" and {len(bad_values) - _MAX_LISTED_VALUES} more" if len(bad_values) > _MAX_LISTED_VALUES else ""
+    raise DataError(
+        f"{path}: label values {listed}{more} are not classes 0..{num_classes - 1} nor the ignore label "
+        f"{ignore_label} (check --num-classes and --ignore-label)"
+    )
+
+
+def load_pair(image_path: str, mask_path: str, num_classes: int, ignore_label: int) -> tuple[np.ndarray, np.ndarray]:
+    """Load an image and its mask, checking the label values and that both have the same size."""
+    image = load_image(image_path)
+    mask = load_mask(mask_path)
+    if image.shape[:2] != mask.shape:
+        raise DataError(
+            f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} (width x height) but its image "
+            f"{image_path} is {image.shape[1]}x{image.shape[0]}"
+        )
+    check_labels(mask, num_classes, ignore_label, mask_path)
+    return image, mask
+
+
+def _open(path: str, kind: str) -> Image.Image:
+    """Open and fully decode a file, turning every PIL/OS failure into a DataError."""
+    try:
+        image = Image.open(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: {kind} file not found") from None
+    except _DECODE_ERRORS as error:
+        raise _decode_error(path, kind, error) from None
+    try:
+        image.load()
+    except _DECODE_ERRORS as error:
+        image.close()
+        raise _decode_error(path, kind, error) from None
+    return image
+
+
+def _decode_error(path: str, kind: str, error: Exception) -> DataError:
+    return DataError(f"{path}: cannot decode the {kind}, the file is unreadable, truncated or too large ({error})")
+
+
+def _check_mask_format(mask: Image.Image, path: str) -> None:
+    if mask.mode == "L":
+        if mask.format == "JPEG":
+            raise DataError(
+                f"{path}: mask is a JPEG; lossy compression changes label values, save masks as PNG"
+            )
+        return
+    if mask.mode in ("P", "PA"):
+        raise DataError(
+            f"{path}: mask is a palette (colour-mapped) PNG, its colours are not class indices; "
+            "convert the masks with: python convert_masks.py --format palette ..."
+        )
+    if mask.mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr"):
+        raise DataError(
+            f"{path}: mask is a colour ({mask.mode}) image, not a single-channel index mask; convert the "
+            "masks with: python convert_masks.py --format rgb --class-dict class_dict.csv ..."
+        )
+    if mask.mode in _SIXTEEN_BIT_MODES:
+        raise DataError(
+            f"{path}: mask is a 16/32-bit ({mask.mode}) image; save it as an 8-bit single-channel "
+            "index PNG (mode L) with values 0..num_classes-1 and the ignore label"
+        )
+    raise DataError(f"{path}: mask mode {mask.mode!r} is not a single-channel 8-bit index image (mode L)")

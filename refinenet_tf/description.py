@@ -1,0 +1,222 @@
+"""The model description saved beside every checkpoint (``model.json``).
+
+It records everything needed to rebuild the graph and feed it correctly: architecture, class count,
+where the ResNet stride sits, how stride-2 layers pad, the batch-norm epsilon of the weight source,
+input preprocessing, the ignore label and the class table. Scripts that restore a checkpoint read it,
+so ``inference.py IMAGE CKPT`` needs no other flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from refinenet_tf.errors import DescriptionError
+
+FILE_NAME = "model.json"
+FORMAT = "refinenet-tf model description"
+FORMAT_VERSION = 1
+
+# DeepLab-ResNet-TF's mean, in BGR order.
+IMG_MEAN = (104.00698793, 116.66876762, 122.67891434)
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+KERAS_RESNET_MEAN_BGR = (103.939, 116.779, 123.68)
+
+STRIDE_PLACEMENTS = ("1x1", "3x3")
+PADDINGS = ("same", "symmetric")
+CHANNEL_ORDERS = ("RGB", "BGR")
+
+
+@dataclass
+class Preprocessing:
+    """How a uint8 RGB image becomes network input: ``(reorder(image) * scale - mean) / std``."""
+
+    channel_order: str = "BGR"
+    scale: float = 1.0
+    mean: tuple[float, float, float] = IMG_MEAN
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise DescriptionError(f"preprocessing.channel_order must be one of {CHANNEL_ORDERS}, got {self.channel_order!r}")
+        self.mean = _triple(self.mean, "preprocessing.mean")
+        self.std = _triple(self.std, "preprocessing.std")
+        self.scale = float(self.scale)
+
+    def apply(self, images_rgb):
+        """Graph op: float NHWC RGB images in 0..255 -> network input."""
+        import tensorflow as tf
+
+        images = tf.cast(images_rgb, tf.float32)
+        if self.channel_order == "BGR":
+            images = tf.reverse(images, axis=[-1])
+        return (images * self.scale - tf.constant(self.mean, tf.float32)) / tf.constant(self.std, tf.float32)
+
+    def apply_numpy(self, images_rgb: np.ndarray) -> np.ndarray:
+        """The same as :meth:`apply` on a NumPy array (..., 3)."""
+        images = np.asarray(images_rgb, dtype=np.float32)
+        if self.channel_order == "BGR":
+            images = images[..., ::-1]
+        mean = np.asarray(self.mean, np.float32)
+        std = np.asarray(self.std, np.float32)
+        return ((images * np.float32(self.scale) - mean) / std).astype(np.float32)
+
+    def fill_value_rgb(self) -> tuple[float, float, float]:
+        """The RGB 0..255 colour that preprocesses to zero (the padding colour for crops)."""
+        mean_in_order = np.asarray(self.mean) / self.scale
+        rgb = mean_in_order[::-1] if self.channel_order == "BGR" else mean_in_order
+        return tuple(float(v) for v in rgb)
+
+    @classmethod
+    def deeplab(cls) -> Preprocessing:
+        """BGR minus IMG_MEAN (DeepLab-ResNet-TF, Caffe ResNets)."""
+        return cls("BGR", 1.0, IMG_MEAN, (1.0, 1.0, 1.0))
+
+    @classmethod
+    def torch(cls) -> Preprocessing:
+        """RGB / 255, ImageNet mean and std (torchvision, Light-Weight RefineNet, refinenet-pytorch)."""
+        return cls("RGB", 1.0 / 255.0, IMAGENET_MEAN_RGB, IMAGENET_STD_RGB)
+
+    @classmethod
+    def keras(cls) -> Preprocessing:
+        """BGR minus the Keras ResNet mean ('caffe' mode of keras.applications.resnet)."""
+        return cls("BGR", 1.0, KERAS_RESNET_MEAN_BGR, (1.0, 1.0, 1.0))
+
+
+@dataclass
+class ModelDescription:
+    """Everything that defines a trained model apart from its weights."""
+
+    arch: str
+    num_classes: int
+    stride_on: str = "1x1"
+    padding: str = "same"
+    batch_norm_epsilon: float = 1e-3
+    preprocessing: Preprocessing = field(default_factory=Preprocessing.deeplab)
+    ignore_label: int = 255
+    class_names: list[str] | None = None
+    colours: list[list[int]] | None = None
+
+    def __post_init__(self) -> None:
+        from refinenet_tf.models.registry import check_arch
+
+        check_arch(self.arch)
+        if isinstance(self.preprocessing, dict):
+            self.preprocessing = Preprocessing(**self.preprocessing)
+        if not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise DescriptionError(f"num_classes must be a positive integer, got {self.num_classes!r}")
+        if self.stride_on not in STRIDE_PLACEMENTS:
+            raise DescriptionError(f"stride_on must be one of {STRIDE_PLACEMENTS}, got {self.stride_on!r}")
+        if self.padding not in PADDINGS:
+            raise DescriptionError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise DescriptionError(f"{len(self.class_names)} class names for {self.num_classes} classes")
+        if self.colours is not None:
+            if len(self.colours) != self.num_classes or any(len(c) != 3 for c in self.colours):
+                raise DescriptionError(f"colours must hold {self.num_classes} RGB triples")
+            self.colours = [[int(v) for v in c] for c in self.colours]
+
+    def names(self) -> list[str]:
+        """Class names, or ``class_<i>`` where none were given."""
+        return list(self.class_names) if self.class_names else [f"class_{i}" for i in range(self.num_classes)]
+
+    def palette(self) -> np.ndarray:
+        """One RGB colour per class: the description's own colours or the VOC palette."""
+        from refinenet_tf.palette import voc_palette
+
+        if self.colours:
+            return np.asarray(self.colours, dtype=np.uint8)
+        return voc_palette(256)[: self.num_classes]
+
+    def replace(self, **changes) -> ModelDescription:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["preprocessing"]["mean"] = list(self.preprocessing.mean)
+        data["preprocessing"]["std"] = list(self.preprocessing.std)
+        return {"format": FORMAT, "version": FORMAT_VERSION, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "model description") -> ModelDescription:
+        data = dict(data)
+        if data.pop("format", FORMAT) != FORMAT:
+            raise DescriptionError(f"{source}: not a refinenet-tf model description")
+        version = data.pop("version", FORMAT_VERSION)
+        if version > FORMAT_VERSION:
+            raise DescriptionError(f"{source}: description version {version} is newer than this refinenet-tf reads")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise DescriptionError(f"{source}: unknown fields {unknown}")
+        try:
+            return cls(**data)
+        except DescriptionError as error:
+            raise DescriptionError(f"{source}: {error}") from None
+        except TypeError as error:
+            raise DescriptionError(f"{source}: {error}") from None
+
+    def save(self, directory: str) -> str:
+        """Write ``model.json`` into ``directory`` atomically; returns its path."""
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, FILE_NAME)
+        write_text_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+
+def description_path(path: str) -> str:
+    """Where the description of a checkpoint lives: ``DIR/model.json`` for ``DIR`` or ``DIR/model.ckpt-N``."""
+    if path.endswith(".json"):
+        return path
+    directory = path if os.path.isdir(path) else os.path.dirname(path) or "."
+    return os.path.join(directory, FILE_NAME)
+
+
+def has_description(path: str) -> bool:
+    """True when a checkpoint (file prefix or directory) has a model.json beside it."""
+    return os.path.isfile(description_path(path))
+
+
+def load_description(path: str) -> ModelDescription:
+    """Read the description of a checkpoint file, checkpoint directory or a model.json path."""
+    json_path = description_path(path)
+    if not os.path.isfile(json_path):
+        raise DescriptionError(f"{json_path}: no model description found for {path} (pass --arch and --num-classes)")
+    try:
+        with open(json_path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DescriptionError(f"{json_path}: cannot read the model description ({error})") from None
+    if not isinstance(data, dict):
+        raise DescriptionError(f"{json_path}: expected a JSON object")
+    return ModelDescription.from_dict(data, source=json_path)
+
+
+def write_text_atomically(path: str, text: str) -> None:
+    """Write a file so that a reader sees either the old or the new content, never a partial one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def _triple(values, name: str) -> tuple[float, float, float]:
+    values = tuple(float(v) for v in values)
+    if len(values) != 3:
+        raise DescriptionError(f"{name} must have 3 values, got {len(values)}")
+    return values

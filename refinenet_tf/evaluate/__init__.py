@@ -1,0 +1,1 @@
+"""Evaluation: confusion-matrix metrics, dense CRF, multi-scale prediction, reports."""

@@ -1,0 +1,1 @@
+"""Graph builders: layers, backbones, RefineNet decoders, and the architecture registry."""

@@ -1,0 +1,1 @@
+"""Weight importers: DeepLab, Keras h5 and PyTorch state dicts mapped onto our variable names."""
