@@ -89,7 +89,7 @@ def read_class_table(path: str) -> ClassTable:
         name = fields[0]
         if not name:
             raise DataError(f"{where}: empty class name")
-        colour = tuple(_integer(value, channel, where) for value, channel in zip(fields[1:], "rgb"))
+        colour = tuple(_integer(value, channel, where) for value, channel in zip(fields[1:], "rgb", strict=True))
         if not all(0 <= v <= 255 for v in colour):
             raise DataError(f"{where}: colour {colour} is outside 0..255")
         if colour == BLACK and not indexed:
@@ -111,11 +111,11 @@ def write_class_table(path: str, table: ClassTable) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     if table.void_colour is None:
         writer.writerow(INDEXED_HEADER)
-        writer.writerows((i, name, *colour) for i, (name, colour) in enumerate(zip(table.names, table.colours)))
+        writer.writerows((i, name, *colour) for i, (name, colour) in enumerate(zip(table.names, table.colours, strict=True)))
     else:
         writer.writerow(NAMED_HEADER)
         writer.writerow(("void", *BLACK))
-        writer.writerows((name, *colour) for name, colour in zip(table.names, table.colours))
+        writer.writerows((name, *colour) for name, colour in zip(table.names, table.colours, strict=True))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     write_text_atomically(path, buffer.getvalue())
     return path

@@ -20,7 +20,9 @@ def load_image(path: str) -> np.ndarray:
     """Read an image file as a uint8 HxWx3 RGB array (grey, RGBA and palette images are converted)."""
     with _open(path, "image") as image:
         if image.mode not in _COLOUR_MODES:
-            raise DataError(f"{path}: image mode {image.mode!r} is not supported; save it as 8-bit RGB or grey")
+            raise DataError(
+                f"{path}: image mode {image.mode!r} is not supported; save it as 8-bit RGB or grey"
+            )
         if image.mode != "RGB":
             with warnings.catch_warnings():
                 # PIL warns about palette transparency; dropping it is what we want.
@@ -50,7 +52,9 @@ def check_labels(mask: np.ndarray, num_classes: int, ignore_label: int, path: st
     )
 
 
-def load_pair(image_path: str, mask_path: str, num_classes: int, ignore_label: int) -> tuple[np.ndarray, np.ndarray]:
+def load_pair(
+    image_path: str, mask_path: str, num_classes: int, ignore_label: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Load an image and its mask, checking the label values and that both have the same size."""
     image = load_image(image_path)
     mask = load_mask(mask_path)
@@ -80,7 +84,9 @@ def _open(path: str, kind: str) -> Image.Image:
 
 
 def _decode_error(path: str, kind: str, error: Exception) -> DataError:
-    return DataError(f"{path}: cannot decode the {kind}, the file is unreadable, truncated or too large ({error})")
+    return DataError(
+        f"{path}: cannot decode the {kind}, the file is unreadable, truncated or too large ({error})"
+    )
 
 
 def _check_mask_format(mask: Image.Image, path: str) -> None:

@@ -39,7 +39,9 @@ def read_list_file(data_dir: str, list_path: str, require_masks: bool = True) ->
             continue
         where = f"{list_path}:{line_number}"
         if len(fields) > 2:
-            raise DataError(f"{where}: expected 'image mask' or 'image', found {len(fields)} fields: {line.strip()!r}")
+            raise DataError(
+                f"{where}: expected 'image mask' or 'image', found {len(fields)} fields: {line.strip()!r}"
+            )
         if len(fields) == 1 and require_masks:
             raise DataError(f"{where}: no mask path for {fields[0]!r} (each line needs 'image mask')")
         if samples and (len(fields) == 2) != (samples[0].mask_path is not None):
@@ -65,7 +67,9 @@ def _read_lines(list_path: str) -> list[str]:
         with open(list_path, encoding="utf-8") as handle:
             return handle.read().splitlines()
     except UnicodeDecodeError as error:
-        raise DataError(f"{list_path}: not a UTF-8 text list file ({error.reason} at byte {error.start})") from None
+        raise DataError(
+            f"{list_path}: not a UTF-8 text list file ({error.reason} at byte {error.start})"
+        ) from None
     except OSError as error:
         raise DataError(f"{list_path}: cannot read the list file ({error.strerror})") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -98,3 +99,19 @@ def build_model(images: tf.Tensor, description: ModelDescription, is_training: b
             logits = refinenet_decoder(end_points, description.num_classes, options,
                                        light_weight=spec.decoder == "lightweight")
     return ModelOutput(logits, end_points)
+
+
+
+CLASSIFIER_SCOPE = "clf_conv"
+# ResNet stem and blocks (conv1, bn_conv1, res4b22_branch2a, bn4b22_branch2a) and MobileNet-v2 stages (layer1..8).
+_BACKBONE_VARIABLE = re.compile(r"^(conv1|bn_conv1|res\d\w*|bn\d\w*|layer\d+)/")
+
+
+def is_backbone_variable(name: str) -> bool:
+    """True for backbone variables; everything else is decoder (new layers: higher learning rate)."""
+    return bool(_BACKBONE_VARIABLE.match(name))
+
+
+def is_classifier_variable(name: str) -> bool:
+    """True for the last layer's variables (what ``--not-restore-last`` skips)."""
+    return name.startswith(CLASSIFIER_SCOPE + "/")

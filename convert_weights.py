@@ -1,0 +1,8 @@
+"""Convert pretrained weights to a refinenet-tf checkpoint; see ``python convert_weights.py --help``."""
+
+import sys
+
+from refinenet_tf.cli.common import run
+from refinenet_tf.cli.convert_weights import main
+
+sys.exit(run(main))

@@ -1,0 +1,44 @@
+"""``convert-weights``: a DeepLab, Keras, torchvision, Light-Weight RefineNet or refinenet-pytorch weight file ->
+``OUTPUT/model.ckpt-0`` and ``OUTPUT/model.json``, ready for ``--restore-from OUTPUT``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from refinenet_tf.cli.common import NUM_CLASSES, RANDOM_SEED
+from refinenet_tf.models.registry import ARCHITECTURES, DEFAULT_ARCH
+from refinenet_tf.weights.convert import SOURCES, convert_weights
+
+
+def parse_names(text: str) -> list[str]:
+    """'background,cat,dog' -> ['background', 'cat', 'dog']."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated class names, got {text!r}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="refinenet_tf convert-weights", description=__doc__)
+    parser.add_argument("src", help="weight file: .pth, .h5, or a TF checkpoint prefix/directory")
+    parser.add_argument("--source", choices=list(SOURCES), required=True,
+                        help="where the file comes from (fixes stride placement, padding, BN epsilon, preprocessing)")
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default=DEFAULT_ARCH,
+                        help=f"architecture to build (default {DEFAULT_ARCH})")
+    parser.add_argument("--num-classes", type=int, default=NUM_CLASSES,
+                        help=f"number of classes (default {NUM_CLASSES})")
+    parser.add_argument("--output", required=True, help="new directory for model.ckpt-0 and model.json")
+    parser.add_argument("--not-restore-last", action="store_true",
+                        help="leave the file's classifier out (freshly initialised), e.g. for another class count")
+    parser.add_argument("--class-names", type=parse_names, default=None,
+                        help="comma-separated class names to record in model.json")
+    parser.add_argument("--seed", type=int, default=RANDOM_SEED, help="seed for the freshly initialised layers")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    path = convert_weights(args.src, args.source, args.arch, args.num_classes, args.output,
+                           drop_classifier=args.not_restore_last, class_names=args.class_names, seed=args.seed)
+    print(path)

@@ -1,0 +1,203 @@
+"""Human-readable and JSON reports of evaluation scores, and a generic text progress bar."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TextIO
+
+from refinenet_tf.description import write_text_atomically
+from refinenet_tf.errors import ConfigError
+from refinenet_tf.evaluate.metrics import Scores
+
+NOT_AVAILABLE = "n/a"
+NAME_WIDTH = 24
+
+
+def _names(scores: Scores, class_names: Sequence[str] | None) -> list[str]:
+    if class_names is None:
+        return [f"class_{i}" for i in range(scores.num_classes)]
+    if len(class_names) != scores.num_classes:
+        raise ConfigError(f"{len(class_names)} class names given for {scores.num_classes} classes")
+    return list(class_names)
+
+
+def _percent(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return NOT_AVAILABLE
+    return f"{100.0 * value:.2f}"
+
+
+def _change(before: float | None, after: float | None) -> str:
+    if before is None or after is None or math.isnan(before) or math.isnan(after):
+        return NOT_AVAILABLE
+    return f"{100.0 * (after - before):+.2f}"
+
+
+def _row(cells: Sequence[str], width: int = 10) -> str:
+    return f"{cells[0]:<{NAME_WIDTH}}" + "".join(f"{cell:>{width}}" for cell in cells[1:])
+
+
+def _summary(scores: Scores) -> list[tuple[str, float]]:
+    """The dataset-level numbers in report order; nIoU only when it was computed."""
+    rows = [
+        ("mean IoU", scores.mean_iou),
+        ("pixel accuracy", scores.pixel_accuracy),
+        ("mean class accuracy", scores.mean_class_accuracy),
+        ("frequency-weighted IoU", scores.frequency_weighted_iou),
+    ]
+    if scores.mean_niou is not None:
+        rows.append(("mean nIoU", scores.mean_niou))
+    return rows
+
+
+def format_results(scores: Scores, class_names: Sequence[str] | None = None) -> str:
+    """Per-class IoU and accuracy (and nIoU when present) in %, then the dataset-level scores."""
+    names = _names(scores, class_names)
+    header = ["class (%)", "IoU", "accuracy"] + (["nIoU"] if scores.class_niou is not None else [])
+    lines = [_row(header)]
+    for index, name in enumerate(names):
+        cells = [name, _percent(scores.class_iou[index]), _percent(scores.class_accuracy[index])]
+        if scores.class_niou is not None:
+            cells.append(_percent(scores.class_niou[index]))
+        lines.append(_row(cells))
+    lines.append("-" * len(lines[0]))
+    lines += [_row([label, _percent(value)]) for label, value in _summary(scores)]
+    return "\n".join(lines)
+
+
+def format_comparison(plain: Scores, crf: Scores, class_names: Sequence[str] | None = None) -> str:
+    """Per-class IoU and the dataset-level scores without and with the CRF, side by side, in %."""
+    names = _names(plain, class_names)
+    if crf.num_classes != plain.num_classes:
+        raise ConfigError(f"cannot compare scores of {plain.num_classes} and {crf.num_classes} classes")
+    lines = [_row(["class IoU (%)", "plain", "CRF", "change"])]
+    for index, name in enumerate(names):
+        before, after = plain.class_iou[index], crf.class_iou[index]
+        lines.append(_row([name, _percent(before), _percent(after), _change(before, after)]))
+    lines.append("-" * len(lines[0]))
+    after_rows = dict(_summary(crf))
+    for label, before in _summary(plain):
+        after = after_rows.get(label)
+        lines.append(_row([label, _percent(before), _percent(after), _change(before, after)]))
+    return "\n".join(lines)
+
+
+def _number(value: float | None) -> float | None:
+    """JSON has no NaN: an undefined score becomes null."""
+    if value is None or math.isnan(value):
+        return None
+    return float(value)
+
+
+def results_dict(scores: Scores, class_names: Sequence[str] | None = None,
+                 metadata: Mapping[str, Any] | None = None) -> dict:
+    """A JSON-serialisable record of the scores (fractions, null where n/a) and the confusion matrix."""
+    names = _names(scores, class_names)
+    classes = []
+    for index, name in enumerate(names):
+        entry = {"index": index, "name": name, "iou": _number(scores.class_iou[index]),
+                 "accuracy": _number(scores.class_accuracy[index])}
+        if scores.class_niou is not None:
+            entry["niou"] = _number(scores.class_niou[index])
+        classes.append(entry)
+    results = {
+        "num_classes": scores.num_classes,
+        "classes": classes,
+        "mean_iou": _number(scores.mean_iou),
+        "pixel_accuracy": _number(scores.pixel_accuracy),
+        "mean_class_accuracy": _number(scores.mean_class_accuracy),
+        "frequency_weighted_iou": _number(scores.frequency_weighted_iou),
+        "confusion_matrix": scores.confusion.astype(int).tolist(),
+    }
+    if scores.mean_niou is not None:
+        results["mean_niou"] = _number(scores.mean_niou)
+    if metadata:
+        results["metadata"] = dict(metadata)
+    return results
+
+
+def write_results_json(path: str, results: Mapping[str, Any]) -> None:
+    """Write results as indented JSON, atomically (a reader never sees half a file)."""
+    try:
+        text = json.dumps(results, indent=2, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{path}: results cannot be written as JSON ({error})") from None
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        write_text_atomically(path, text)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot write the results ({error.strerror or error})") from None
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """A one-line progress report on stderr: ``label  37/120  3.1 img/s  ETA 0:00:27``.
+
+    ``total`` may be None when the length is unknown (no ETA then). On a terminal the line is
+    redrawn in place at most every ``min_interval`` seconds (default 0.25); elsewhere (a log file)
+    a new line is written at most every 10 s. :meth:`close` (or leaving the ``with`` block) prints
+    the final line.
+    """
+
+    def __init__(self, total: int | None, label: str, unit: str = "img", stream: TextIO | None = None,
+                 min_interval: float | None = None, clock: Callable[[], float] = time.monotonic):
+        self.total = total
+        self.label = label
+        self.unit = unit
+        self.stream = stream if stream is not None else sys.stderr
+        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.min_interval = min_interval if min_interval is not None else (0.25 if self.interactive else 10.0)
+        self.clock = clock
+        self.count = 0
+        self.started = clock()
+        self.last_shown: float | None = None
+        self.closed = False
+
+    def rate(self) -> float:
+        """Items per second so far (0 before any time has passed)."""
+        elapsed = self.clock() - self.started
+        return self.count / elapsed if elapsed > 0 else 0.0
+
+    def line(self, final: bool = False) -> str:
+        """The text of the progress line as it stands."""
+        done = f"{self.count}/{self.total}" if self.total is not None else f"{self.count}"
+        parts = [self.label, done, f"{self.rate():.1f} {self.unit}/s"]
+        if final:
+            parts.append(f"done in {_duration(self.clock() - self.started)}")
+        elif self.total is not None and self.rate() > 0:
+            parts.append(f"ETA {_duration(max(self.total - self.count, 0) / self.rate())}")
+        return "  ".join(parts)
+
+    def update(self, n: int = 1) -> None:
+        """Count ``n`` more items and redraw if enough time has passed."""
+        self.count += n
+        now = self.clock()
+        if self.last_shown is None or now - self.last_shown >= self.min_interval:
+            self.last_shown = now
+            self._show(self.line(), end="" if self.interactive else "\n")
+
+    def close(self) -> None:
+        """Print the final line (once)."""
+        if not self.closed:
+            self.closed = True
+            self._show(self.line(final=True), end="\n")
+
+    def _show(self, text: str, end: str) -> None:
+        prefix = "\r\033[K" if self.interactive else ""
+        self.stream.write(prefix + text + end)
+        self.stream.flush()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,327 @@
+"""The training session loop shared by train.py, train_msc.py and the Python API.
+
+``Trainer(config).run()`` builds its own graph, restores or resumes, and trains to ``num_steps``
+updates, writing snapshots ``model.ckpt-<step>`` (weights after ``step`` updates) with the model
+description, TensorBoard summaries and progress lines. SIGINT/SIGTERM save a snapshot and stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from refinenet_tf import checkpoints
+from refinenet_tf.cli import common
+from refinenet_tf.data.listfile import read_list_file
+from refinenet_tf.data.reader import ON_BAD_SAMPLE, SkipCounter, reader_errors, train_dataset
+from refinenet_tf.description import ModelDescription, has_description, load_description
+from refinenet_tf.errors import ConfigError, DescriptionError, RefineNetError
+from refinenet_tf.models.registry import build_model
+from refinenet_tf.train.losses import pixel_cross_entropy, weight_decay_loss
+from refinenet_tf.train.multiscale import FUSIONS, MultiScaleLogits, multiscale_logits, multiscale_loss
+from refinenet_tf.train.optimizer import DECODER_LR_MULT, build_train_ops
+from refinenet_tf.train.schedule import make_schedule
+from refinenet_tf.train.summaries import comparison_summary
+
+v1 = tf.compat.v1
+_LOG = logging.getLogger(__name__)
+LOG_EVERY = 10
+
+
+class TrainingError(RefineNetError):
+    """Training cannot go on (the loss stopped being finite)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; defaults are DeepLab-ResNet-TF's."""
+
+    description: ModelDescription
+    data_dir: str = common.DATA_DIRECTORY
+    data_list: str = common.DATA_LIST_PATH
+    snapshot_dir: str = common.SNAPSHOT_DIR
+    batch_size: int = common.BATCH_SIZE
+    input_size: tuple[int, int] = (321, 321)  # crop (height, width)
+    learning_rate: float = common.LEARNING_RATE
+    momentum: float = common.MOMENTUM
+    weight_decay: float = common.WEIGHT_DECAY
+    num_steps: int = common.NUM_STEPS
+    power: float = common.POWER
+    schedule: str = "poly"
+    decoder_lr_mult: float = DECODER_LR_MULT
+    train_batch_norm: bool = False  # --is-training
+    dropout: bool = True
+    random_mirror: bool = False
+    random_scale: bool = False
+    min_scale: float = common.MIN_SCALE
+    max_scale: float = common.MAX_SCALE
+    random_seed: int = common.RANDOM_SEED
+    restore_from: str | None = None
+    not_restore_last: bool = False
+    save_num_images: int = common.SAVE_NUM_IMAGES
+    save_pred_every: int = common.SAVE_PRED_EVERY
+    log_every: int = LOG_EVERY
+    on_bad_sample: str = "fail"
+    threads: int | None = None
+    grad_update_every: int = 1  # batches whose gradients make one update
+    scales: tuple[float, ...] = (1.0,)  # more than one: multi-scale training
+    fusion: str = "max"
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "num_steps", "save_pred_every", "log_every", "grad_update_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.save_num_images < 0:
+            raise ConfigError(f"--save-num-images must not be negative, got {self.save_num_images}")
+        if self.on_bad_sample not in ON_BAD_SAMPLE:
+            raise ConfigError(f"--on-bad-sample must be one of {ON_BAD_SAMPLE}, got {self.on_bad_sample!r}")
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"--fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {self.threads}")
+        self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
+        self.scales = tuple(float(scale) for scale in self.scales)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """How a run ended: the global step reached, the last loss, the last snapshot, and whether it was stopped."""
+
+    step: int
+    loss: float | None
+    snapshot: str | None
+    stopped: bool
+
+
+@dataclass(frozen=True)
+class _GraphParts:
+    iterator_init: tf.Operation
+    global_step: tf.Variable
+    loss: tf.Tensor
+    learning_rate: tf.Tensor
+    train_ops: object
+    scalar_summary: tf.Tensor
+    image_summary: tf.Tensor | None
+    model_variables: list
+    saver: v1.train.Saver
+    initialise: tf.Operation
+
+
+StepCallback = Callable[[int, float], None]
+
+
+class Trainer:
+    """One training run; owns its graph. ``run()`` once."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.schedule = make_schedule(config.schedule, config.learning_rate, config.num_steps, config.power)
+        self.skipped = SkipCounter()
+        self._stop_reason: str | None = None
+        self._resume_from = checkpoints.latest_snapshot(config.snapshot_dir)
+        if self._resume_from:
+            self._check_snapshot_description()
+        elif config.restore_from:
+            checkpoints.resolve_checkpoint(config.restore_from)
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self._parts = self._build()
+        self.graph.finalize()
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask the loop to save a snapshot and stop after the current step (thread- and signal-safe)."""
+        self._stop_reason = reason
+
+    def run(self, on_step: StepCallback | None = None) -> TrainResult:
+        """Train until ``num_steps`` updates or a stop request; ``on_step(step, loss)`` after every update."""
+        config, parts = self.config, self._parts
+        with v1.Session(graph=self.graph, config=self._session_config()) as session, self._stop_on_signals():
+            step = self._initialise(session)
+            writer = v1.summary.FileWriter(config.snapshot_dir)
+            last_snapshot, loss = self._resume_from, None
+            progress = _Progress(step, config.num_steps, config.batch_size * config.grad_update_every)
+            try:
+                while step < config.num_steps:
+                    if step in self.schedule.stage_starts:
+                        session.run(parts.train_ops.reset_momentum)
+                        _LOG.info("step %d: new stage, learning rate %.3g, momentum reset", step,
+                                  self.schedule.rate_at(step))
+                    done = step + 1
+                    snapshot_due = done % config.save_pred_every == 0 or done == config.num_steps
+                    loss, summaries = self._train_step(session, done % config.log_every == 0, snapshot_due)
+                    if not math.isfinite(loss):
+                        raise TrainingError(
+                            f"the loss became {loss} at step {done}; stopped without saving, the last good "
+                            f"snapshot is {last_snapshot or 'none'} (try a lower --learning-rate)")
+                    step = done
+                    for summary in summaries:
+                        writer.add_summary(summary, step)
+                    if step % config.log_every == 0 or step == config.num_steps:
+                        _LOG.info(progress.line(step, loss, self.schedule.rate_at(step - 1)))
+                    if snapshot_due or self._stop_reason:
+                        last_snapshot = checkpoints.save_snapshot(parts.saver, session, config.snapshot_dir, step,
+                                                                  config.description)
+                        _LOG.info("saved %s", last_snapshot)
+                    if on_step is not None:
+                        on_step(step, loss)
+                    if self._stop_reason:
+                        _LOG.info("%s: stopped at step %d; run the same command to resume", self._stop_reason, step)
+                        break
+            finally:
+                writer.close()
+        if self.skipped.count:
+            _LOG.warning("%d bad samples were skipped", self.skipped.count)
+        return TrainResult(step, loss, last_snapshot, self._stop_reason is not None)
+
+    # --- graph ------------------------------------------------------------------------------------------
+
+    def _build(self) -> _GraphParts:
+        config, description = self.config, self.config.description
+        v1.set_random_seed(config.random_seed)
+        samples = read_list_file(config.data_dir, config.data_list)
+        dataset = train_dataset(
+            samples, description.preprocessing, config.input_size, config.batch_size, description.num_classes,
+            description.ignore_label, random_scale=config.random_scale, random_mirror=config.random_mirror,
+            min_scale=config.min_scale, max_scale=config.max_scale, seed=config.random_seed,
+            on_bad_sample=config.on_bad_sample, num_parallel_calls=config.threads or tf.data.AUTOTUNE,
+            skip_counter=self.skipped)
+        iterator = v1.data.make_initializable_iterator(dataset)
+        images, labels = iterator.get_next()
+        global_step = v1.train.get_or_create_global_step()
+        logits, loss = self._model_and_loss(images, labels)
+        model_variables = [variable for variable in v1.global_variables() if variable is not global_step]
+        trainable = v1.trainable_variables()
+        loss = loss + weight_decay_loss(trainable, config.weight_decay)
+        learning_rate = self.schedule.rate(global_step)
+        update_ops = v1.get_collection(v1.GraphKeys.UPDATE_OPS) if config.train_batch_norm else []
+        train_ops = build_train_ops(loss, trainable, learning_rate, config.momentum, global_step,
+                                    config.decoder_lr_mult, config.grad_update_every, update_ops)
+        scalar_summary = v1.summary.merge([v1.summary.scalar("loss", loss),
+                                           v1.summary.scalar("learning_rate", learning_rate)])
+        count = min(config.save_num_images, config.batch_size)
+        image_summary = comparison_summary(images, labels, logits, description, count) if count else None
+        saver = v1.train.Saver(var_list=v1.global_variables(), max_to_keep=None, save_relative_paths=True)
+        initialise = tf.group(v1.global_variables_initializer(), v1.local_variables_initializer(),
+                              iterator.initializer)
+        return _GraphParts(iterator.initializer, global_step, loss, learning_rate, train_ops, scalar_summary,
+                           image_summary, model_variables, saver, initialise)
+
+    def _model_and_loss(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        config, description = self.config, self.config.description
+        if config.scales == (1.0,):
+            logits = build_model(images, description, is_training=config.dropout,
+                                 train_batch_norm=config.train_batch_norm).logits
+            return logits, pixel_cross_entropy(logits, labels, description.num_classes)
+        outputs: MultiScaleLogits = multiscale_logits(images, description, config.scales, config.fusion,
+                                                      is_training=config.dropout,
+                                                      train_batch_norm=config.train_batch_norm)
+        return outputs.fused, multiscale_loss(outputs, labels, description.num_classes)
+
+    # --- session ----------------------------------------------------------------------------------------
+
+    def _session_config(self) -> v1.ConfigProto:
+        threads = self.config.threads or 0
+        return v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
+
+    def _initialise(self, session: v1.Session) -> int:
+        """Initialise, then resume from the snapshot directory or restore ``--restore-from``; the start step."""
+        config, parts = self.config, self._parts
+        session.run(parts.initialise)
+        if self._resume_from:
+            checkpoints.restore(session, self._resume_from, parts.model_variables + [parts.global_step])
+            step = int(session.run(parts.global_step))
+            _LOG.info("resuming from %s at step %d", self._resume_from, step)
+            if config.restore_from:
+                _LOG.info("--restore-from %s is not used when resuming", config.restore_from)
+            return step
+        if config.restore_from:
+            checkpoints.restore(session, config.restore_from, parts.model_variables,
+                                skip_classifier=config.not_restore_last)
+        else:
+            _LOG.warning("no --restore-from: every weight starts from random initialisation")
+        return 0
+
+    def _train_step(self, session: v1.Session, want_scalars: bool, want_images: bool) -> tuple[float, list]:
+        """One update (over ``grad_update_every`` batches); (mean loss, serialized summaries)."""
+        parts, ops = self._parts, self._parts.train_ops
+        fetches = {"loss": parts.loss}
+        if want_scalars:
+            fetches["scalars"] = parts.scalar_summary
+        if want_images and parts.image_summary is not None:
+            fetches["images"] = parts.image_summary
+        with reader_errors():
+            if ops.accumulate is None:
+                results = session.run({**fetches, "train": ops.apply})
+                losses = [results["loss"]]
+            else:
+                losses = [session.run({"loss": parts.loss, "train": ops.accumulate})["loss"]
+                          for _ in range(ops.accumulate_steps - 1)]
+                results = session.run({**fetches, "train": ops.accumulate})
+                losses.append(results["loss"])
+                session.run(ops.apply)
+        summaries = [results[key] for key in ("scalars", "images") if key in results]
+        return float(np.mean(losses)), summaries
+
+    def _check_snapshot_description(self) -> None:
+        directory, wanted = self.config.snapshot_dir, self.config.description
+        if not has_description(directory):
+            return
+        saved = load_description(directory)
+        if (saved.arch, saved.num_classes) != (wanted.arch, wanted.num_classes):
+            raise DescriptionError(
+                f"{directory} holds snapshots of {saved.arch} with {saved.num_classes} classes, but this run "
+                f"trains {wanted.arch} with {wanted.num_classes}; use another --snapshot-dir")
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """While training, the first SIGINT/SIGTERM requests a stop with a snapshot; a second one interrupts."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handle(number, frame):
+            if self._stop_reason:
+                raise KeyboardInterrupt
+            self.request_stop(f"received {signal.Signals(number).name}")
+            _LOG.info("%s: saving a snapshot after this step (send it again to quit at once)",
+                      signal.Signals(number).name)
+
+        previous = {number: signal.signal(number, handle) for number in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+
+class _Progress:
+    """Progress lines: step, loss, learning rate, images/s and the time left."""
+
+    def __init__(self, start_step: int, num_steps: int, images_per_step: int) -> None:
+        self._num_steps = num_steps
+        self._images_per_step = images_per_step
+        self._last_step, self._last_time = start_step, time.monotonic()
+
+    def line(self, step: int, loss: float, learning_rate: float) -> str:
+        now = time.monotonic()
+        seconds_per_step = (now - self._last_time) / max(step - self._last_step, 1)
+        self._last_step, self._last_time = step, now
+        remaining = int(seconds_per_step * (self._num_steps - step))
+        eta = f"{remaining // 3600}:{remaining // 60 % 60:02d}:{remaining % 60:02d}"
+        speed = self._images_per_step / seconds_per_step if seconds_per_step > 0 else float("inf")
+        return (f"step {step}/{self._num_steps}  loss {loss:.4f}  lr {learning_rate:.3g}  "
+                f"{speed:.1f} images/s  ETA {eta}")
+
+
+def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResult:
+    """Build a :class:`Trainer` for ``config`` and run it."""
+    return Trainer(config).run(on_step)
