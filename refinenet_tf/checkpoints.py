@@ -16,13 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from refinenet_tf.description import ModelDescription
+from refinenet_tf.description import ModelDescription, write_text_atomically
 from refinenet_tf.errors import CheckpointError
 from refinenet_tf.models.registry import is_backbone_variable, is_classifier_variable
 
 v1 = tf.compat.v1
 
 SNAPSHOT_PREFIX = "model.ckpt"
+STATE_FILE = "checkpoint"
 KEEP_SNAPSHOTS = 10
 _TEMPORARY_MARK = ".tmp-"
 _CHECKPOINT_SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
@@ -119,8 +120,7 @@ def save_snapshot(saver: v1.train.Saver, session: v1.Session, snapshot_dir: str,
     previous = _listed_snapshots(snapshot_dir)
     kept = [p for p in previous if p != name][-(keep - 1):] if keep > 1 else []
     kept.append(name)
-    v1.train.update_checkpoint_state(snapshot_dir, name, all_model_checkpoint_paths=kept,
-                                     save_relative_paths=True)
+    _write_state(snapshot_dir, kept)
     for old in previous:
         if old not in kept:
             _remove_files(glob.glob(glob.escape(os.path.join(snapshot_dir, old)) + ".*"))
@@ -205,6 +205,12 @@ def _listed_snapshots(snapshot_dir: str) -> list[str]:
     if state is None:
         return []
     return [os.path.basename(path) for path in state.all_model_checkpoint_paths]
+
+
+def _write_state(snapshot_dir: str, names: Sequence[str]) -> None:
+    """Replace the ``checkpoint`` state file atomically; the last name is the latest snapshot."""
+    lines = [f'model_checkpoint_path: "{names[-1]}"'] + [f'all_model_checkpoint_paths: "{n}"' for n in names]
+    write_text_atomically(os.path.join(snapshot_dir, STATE_FILE), "\n".join(lines) + "\n")
 
 
 def _remove_files(paths: Sequence[str]) -> None:

@@ -85,7 +85,7 @@ def dense_crf(probabilities: np.ndarray, image_rgb: np.ndarray, params: CRFParam
     crf.setUnaryEnergy(unary)
     crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
     crf.addPairwiseBilateral(sxy=params.bilateral_sxy, srgb=params.bilateral_srgb,
-                             rgbim=np.ascontiguousarray(image_rgb), compat=params.bilateral_compat)
+                             rgbim=np.array(image_rgb, dtype=np.uint8, order="C"), compat=params.bilateral_compat)
     marginals = np.asarray(crf.inference(params.iterations), dtype=np.float32)
     return marginals.reshape(num_classes, height, width).transpose(1, 2, 0).copy()
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 v1 = tf.compat.v1
 
-BATCH_NORM_DECAY = 0.9997
+DEFAULT_BATCH_NORM_DECAY = 0.9997
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class LayerOptions:
     batch_norm_epsilon: float = 1e-3
     train_batch_norm: bool = False  # use batch statistics and update the moving averages
     is_training: bool = False  # enables dropout
+    batch_norm_decay: float = DEFAULT_BATCH_NORM_DECAY  # moving-average decay when batch norm is trained
 
 
 def _pad_symmetric(x: tf.Tensor, kernel_size: int, constant: float = 0.0) -> tf.Tensor:
@@ -90,7 +91,7 @@ def batch_norm(x: tf.Tensor, name: str, options: LayerOptions) -> tf.Tensor:
         y, batch_mean, batch_variance = v1.nn.fused_batch_norm(x, gamma, beta, epsilon=options.batch_norm_epsilon,
                                                                is_training=True)
         for variable, value in ((moving_mean, batch_mean), (moving_variance, batch_variance)):
-            update = v1.assign_sub(variable, (1.0 - BATCH_NORM_DECAY) * (variable - value))
+            update = v1.assign_sub(variable, (1.0 - options.batch_norm_decay) * (variable - value))
             v1.add_to_collection(v1.GraphKeys.UPDATE_OPS, update)
         return y
 

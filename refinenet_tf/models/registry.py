@@ -71,17 +71,19 @@ def default_description(arch: str = DEFAULT_ARCH, num_classes: int = 21, **overr
 
 
 def build_model(images: tf.Tensor, description: ModelDescription, is_training: bool = False,
-                train_batch_norm: bool = False, reuse: bool | None = None) -> ModelOutput:
+                train_batch_norm: bool = False, reuse: bool | None = None,
+                batch_norm_decay: float | None = None) -> ModelOutput:
     """Build the graph for preprocessed NHWC ``images`` of any size.
 
     Variables are created in the current variable scope (top level by default, matching DeepLab names);
     ``reuse=True`` shares them, e.g. across the scales of multi-scale training. Dropout is active only when
     ``is_training``; batch norm uses batch statistics and updates its moving averages only when
-    ``train_batch_norm`` (the update ops go to ``tf.compat.v1.GraphKeys.UPDATE_OPS``).
+    ``train_batch_norm`` (the update ops go to ``tf.compat.v1.GraphKeys.UPDATE_OPS``, with moving averages
+    decaying by ``batch_norm_decay``, default 0.9997; short runs want a smaller value such as 0.99).
     """
     import tensorflow as tf
 
-    from refinenet_tf.models.layers import LayerOptions
+    from refinenet_tf.models.layers import DEFAULT_BATCH_NORM_DECAY, LayerOptions
     from refinenet_tf.models.lightweight_mobilenet import lightweight_mobilenet_decoder
     from refinenet_tf.models.mobilenet_v2 import mobilenet_v2
     from refinenet_tf.models.refinenet import refinenet_decoder
@@ -89,7 +91,8 @@ def build_model(images: tf.Tensor, description: ModelDescription, is_training: b
 
     spec = check_arch(description.arch)
     options = LayerOptions(padding=description.padding, batch_norm_epsilon=description.batch_norm_epsilon,
-                           train_batch_norm=train_batch_norm, is_training=is_training)
+                           train_batch_norm=train_batch_norm, is_training=is_training,
+                           batch_norm_decay=DEFAULT_BATCH_NORM_DECAY if batch_norm_decay is None else batch_norm_decay)
     with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=reuse):
         if spec.backbone == "mobilenetv2":
             end_points = mobilenet_v2(images, options)

@@ -34,8 +34,8 @@ class PolySchedule:
 
     def rate(self, step: tf.Tensor) -> tf.Tensor:
         """Graph op: the learning rate of update ``step`` (an integer tensor such as the global step)."""
-        fraction = tf.cast(step, tf.float32) / float(self.num_steps)
-        return self.base * tf.pow(tf.maximum(1.0 - fraction, 0.0), self.power)
+        fraction = tf.cast(step, tf.float64) / float(self.num_steps)
+        return tf.cast(self.base * tf.pow(tf.maximum(1.0 - fraction, 0.0), self.power), tf.float32)
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,6 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class _GraphParts:
-    iterator_init: tf.Operation
     global_step: tf.Variable
     loss: tf.Tensor
     learning_rate: tf.Tensor
@@ -112,6 +111,7 @@ class _GraphParts:
     scalar_summary: tf.Tensor
     image_summary: tf.Tensor | None
     model_variables: list
+    saver_variables: list
     saver: v1.train.Saver
     initialise: tf.Operation
 
@@ -167,12 +167,12 @@ class Trainer:
                         writer.add_summary(summary, step)
                     if step % config.log_every == 0 or step == config.num_steps:
                         _LOG.info(progress.line(step, loss, self.schedule.rate_at(step - 1)))
+                    if on_step is not None:
+                        on_step(step, loss)
                     if snapshot_due or self._stop_reason:
                         last_snapshot = checkpoints.save_snapshot(parts.saver, session, config.snapshot_dir, step,
                                                                   config.description)
                         _LOG.info("saved %s", last_snapshot)
-                    if on_step is not None:
-                        on_step(step, loss)
                     if self._stop_reason:
                         _LOG.info("%s: stopped at step %d; run the same command to resume", self._stop_reason, step)
                         break
@@ -209,11 +209,12 @@ class Trainer:
                                            v1.summary.scalar("learning_rate", learning_rate)])
         count = min(config.save_num_images, config.batch_size)
         image_summary = comparison_summary(images, labels, logits, description, count) if count else None
-        saver = v1.train.Saver(var_list=v1.global_variables(), max_to_keep=None, save_relative_paths=True)
+        saver_variables = v1.global_variables()  # model, global step and momentum: a resumed run continues exactly
+        saver = v1.train.Saver(var_list=saver_variables, max_to_keep=None, save_relative_paths=True)
         initialise = tf.group(v1.global_variables_initializer(), v1.local_variables_initializer(),
                               iterator.initializer)
-        return _GraphParts(iterator.initializer, global_step, loss, learning_rate, train_ops, scalar_summary,
-                           image_summary, model_variables, saver, initialise)
+        return _GraphParts(global_step, loss, learning_rate, train_ops, scalar_summary,
+                           image_summary, model_variables, saver_variables, saver, initialise)
 
     def _model_and_loss(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         config, description = self.config, self.config.description
@@ -237,7 +238,7 @@ class Trainer:
         config, parts = self.config, self._parts
         session.run(parts.initialise)
         if self._resume_from:
-            checkpoints.restore(session, self._resume_from, parts.model_variables + [parts.global_step])
+            checkpoints.restore(session, self._resume_from, parts.saver_variables)
             step = int(session.run(parts.global_step))
             _LOG.info("resuming from %s at step %d", self._resume_from, step)
             if config.restore_from:

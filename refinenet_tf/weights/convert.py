@@ -19,7 +19,13 @@ import numpy as np
 
 from refinenet_tf.description import ModelDescription, Preprocessing
 from refinenet_tf.errors import ConfigError, WeightsError
-from refinenet_tf.models.registry import ArchSpec, build_model, check_arch, is_backbone_variable, is_classifier_variable
+from refinenet_tf.models.registry import (
+    ArchSpec,
+    build_model,
+    check_arch,
+    is_backbone_variable,
+    is_classifier_variable,
+)
 from refinenet_tf.weights.source import SourceWeights, describe_names
 
 log = logging.getLogger(__name__)
@@ -204,8 +210,9 @@ def convert_weights(src: str, source: str, arch: str, num_classes: int, output_d
         if not report.ok:
             raise WeightsError(_mismatch_message(weights, report, description, targets))
         with v1.Session() as session:
-            session.run(v1.global_variables_initializer())
             assign_from_arrays(session, weights.arrays, targets)
+            fresh = [v for v in variables if variable_name(v) not in weights.arrays]
+            session.run(v1.variables_initializer(fresh))
             os.makedirs(output_dir, exist_ok=True)
             saver = v1.train.Saver(variables, max_to_keep=1)
             path = saver.save(session, os.path.join(output_dir, CHECKPOINT_PREFIX), global_step=0,

@@ -119,3 +119,16 @@ def test_flags_build_params():
                                                      "--bilateral-srgb", "7", "--bilateral-compat", "10"]))
     assert params == CRFParams(iterations=5, gaussian_sxy=3, gaussian_compat=2, bilateral_sxy=80,
                                bilateral_srgb=7, bilateral_compat=10)
+
+
+def test_read_only_image_is_accepted(densecrf):
+    # Images decoded by PIL through np.asarray are read-only; the CRF must not need to write to them.
+    image = np.zeros((12, 10, 3), np.uint8)
+    image[:, 5:] = 200
+    image.setflags(write=False)
+    probabilities = np.full((12, 10, 2), 0.5, np.float32)
+    probabilities[:, 5:, 1] = 0.9
+    probabilities[:, 5:, 0] = 0.1
+    refined = dense_crf(probabilities, image)
+    assert refined.shape == (12, 10, 2)
+    assert (refined[:, 5:].argmax(-1) == 1).all()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ def variable_shapes(description: ModelDescription) -> dict[str, tuple[int, ...]]
         return {v.name.split(":")[0]: tuple(v.shape.as_list()) for v in v1.global_variables()}
 
 
+@functools.cache
 def arch_variable_shapes(arch: str, num_classes: int = 21) -> dict[str, tuple[int, ...]]:
     return variable_shapes(default_description(arch, num_classes))
 
@@ -50,3 +53,52 @@ def reference_dir() -> str:
     if not os.path.isfile(os.path.join(REFERENCE_DIR, "mbv2.pth")):
         pytest.skip("parity reference (../shared/reference) not present")
     return REFERENCE_DIR
+
+
+TORCH_PARAMS = {"weights": "weight", "biases": "bias", "gamma": "weight", "beta": "bias",
+                "moving_mean": "running_mean", "moving_variance": "running_var"}
+
+
+def torch_key(name: str, depth: int) -> str:
+    """The key a torchvision / Light-Weight RefineNet / refinenet-pytorch state dict uses for our ``name``."""
+    from refinenet_tf.models.resnet import block_names
+
+    scope, param = name.rsplit("/", 1)
+    match = re.match(r"^(res|bn)(\d)(\w+)_branch(1|2[abc])$", scope)
+    if scope in ("conv1", "bn_conv1"):
+        module = {"conv1": "conv1", "bn_conv1": "bn1"}[scope]
+    elif match:
+        kind, stage, block, branch = match.groups()
+        index = block_names(depth, int(stage)).index(block)
+        if branch == "1":
+            sub = "downsample.0" if kind == "res" else "downsample.1"
+        else:
+            sub = ("conv" if kind == "res" else "bn") + str("abc".index(branch[1]) + 1)
+        module = f"layer{int(stage) - 1}.{index}.{sub}"
+    else:  # decoder modules sit in an nn.Sequential: 'adapt_stage1_b/1_conv' -> 'adapt_stage1_b.0.1_conv'
+        head, _, rest = scope.partition("/")
+        module = f"{head}.0.{rest}" if rest else head
+    return f"{module}.{TORCH_PARAMS[param]}"
+
+
+def to_torch_layout(array: np.ndarray) -> np.ndarray:
+    """HWIO -> OIHW (vectors unchanged)."""
+    return array.transpose(3, 2, 0, 1) if array.ndim == 4 else array
+
+
+def random_weights(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
+    """Random arrays for our variables; variances positive."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for name, shape in shapes.items():
+        values = rng.random(shape, dtype=np.float32) * np.float32(0.1)
+        arrays[name] = values + np.float32(0.5) if name.endswith("moving_variance") else values - np.float32(0.05)
+    return arrays
+
+
+def torch_state_dict(arrays: dict[str, np.ndarray], depth: int, prefix: str = "") -> dict:
+    """A PyTorch state dict holding ``arrays`` (ours) under PyTorch keys and layout."""
+    import torch
+
+    return {prefix + torch_key(name, depth): torch.from_numpy(to_torch_layout(array))
+            for name, array in arrays.items()}

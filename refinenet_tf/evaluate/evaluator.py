@@ -1,0 +1,188 @@
+"""Evaluate a checkpoint on a labeled list at full resolution: one dataset-level confusion matrix.
+
+Images come from :func:`refinenet_tf.data.reader.eval_dataset` straight into the prediction graph
+of :mod:`refinenet_tf.evaluate.predict`. Only pixels with ``0 <= label < num_classes`` count. With
+a CRF the softmax probabilities are refined by :class:`~refinenet_tf.evaluate.crf.CRFPool` and a
+second matrix is kept, so plain and CRF scores come from the same forward passes.
+
+Instance-normalised IoU (nIoU) needs instance-id masks: an *instance list* holds one mask path per
+line (relative to the data directory, like the data list), in the same order as the data list.
+A mask is a single-channel 8- or 16-bit PNG of instance ids where 0 means "no instance"; ids only
+need to be unique within a class of one image. The thing classes are given by index.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from refinenet_tf.data.listfile import Sample, read_list_file
+from refinenet_tf.data.reader import SkipCounter, eval_dataset, reader_errors
+from refinenet_tf.description import ModelDescription
+from refinenet_tf.errors import DataError
+from refinenet_tf.evaluate.crf import CRFParams, CRFPool
+from refinenet_tf.evaluate.metrics import ConfusionMatrix, InstanceStats, Scores
+from refinenet_tf.evaluate.outputs import check_unique_stems, image_stem, save_prediction
+from refinenet_tf.evaluate.predict import (
+    SINGLE_SCALE,
+    PredictOptions,
+    build_predictor_graph,
+    check_options,
+    new_session,
+    restore_model,
+)
+from refinenet_tf.evaluate.report import Progress
+
+v1 = tf.compat.v1
+
+
+@dataclass(frozen=True)
+class InstanceMasks:
+    """Instance-id masks for nIoU: image path -> mask path, and the thing classes."""
+
+    paths: dict[str, str]
+    thing_classes: tuple[int, ...]
+
+
+@dataclass
+class EvaluationResult:
+    """Scores without (and with) the CRF, and what was evaluated."""
+
+    checkpoint: str
+    plain: Scores
+    crf: Scores | None = None
+    images: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def read_instance_list(data_dir: str, list_path: str, samples: Sequence[Sample],
+                       thing_classes: Sequence[int]) -> InstanceMasks:
+    """Pair the lines of an instance list with the data list's samples, line by line."""
+    masks = read_list_file(data_dir, list_path, require_masks=False)
+    if len(masks) != len(samples):
+        raise DataError(f"{list_path}: {len(masks)} instance masks listed for {len(samples)} images; "
+                        "the instance list needs one line per data-list line, in the same order")
+    if any(mask.mask_path is not None for mask in masks):
+        raise DataError(f"{list_path}: expected one instance-mask path per line")
+    if not thing_classes:
+        raise DataError(f"{list_path}: nIoU needs the thing classes (--thing-classes)")
+    return InstanceMasks({sample.image_path: mask.image_path for sample, mask in zip(samples, masks, strict=True)},
+                         tuple(int(c) for c in thing_classes))
+
+
+def load_instance_mask(path: str, shape: tuple[int, ...]) -> np.ndarray:
+    """An instance-id mask as int64, checked to be single-channel and of the label's size."""
+    try:
+        with Image.open(path) as image:
+            ids = np.asarray(image, dtype=np.int64)
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DataError(f"{path}: cannot read the instance mask ({error})") from None
+    if ids.ndim != 2:
+        raise DataError(f"{path}: instance mask must be single-channel, got shape {ids.shape}")
+    if ids.shape != tuple(shape):
+        raise DataError(f"{path}: instance mask is {ids.shape[1]}x{ids.shape[0]} (width x height) "
+                        f"but its label is {shape[1]}x{shape[0]}")
+    return ids
+
+
+class _Branch:
+    """The scores of one kind of prediction (plain or CRF), and where its files go."""
+
+    def __init__(self, description: ModelDescription, instances: InstanceMasks | None, save_suffix: str):
+        self.confusion = ConfusionMatrix(description.num_classes)
+        self.instances = InstanceStats(description.num_classes, instances.thing_classes) if instances else None
+        self.palette = description.palette()
+        self.save_suffix = save_suffix
+
+    def add(self, labels: np.ndarray, predictions: np.ndarray, instance_ids: np.ndarray | None) -> None:
+        self.confusion.update(labels, predictions)
+        if self.instances is not None:
+            self.instances.update(labels, predictions, instance_ids)
+
+    def scores(self) -> Scores:
+        return self.confusion.scores(self.instances)
+
+
+def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescription,
+             options: PredictOptions = SINGLE_SCALE, crf: CRFParams | None = None, crf_workers: int = 1,
+             save_dir: str | None = None, instances: InstanceMasks | None = None, on_bad_sample: str = "fail",
+             threads: int | None = None, progress_stream: TextIO | None = None) -> EvaluationResult:
+    """Score ``checkpoint`` on labeled ``samples``; with ``crf`` also after dense-CRF refinement.
+
+    ``save_dir`` receives per image ``<stem>.png`` (index) and ``<stem>_colour.png`` (and
+    ``<stem>_crf.png``, ``<stem>_crf_colour.png`` with the CRF).
+    """
+    check_options(options)
+    unlabeled = next((sample for sample in samples if sample.mask_path is None), None)
+    if unlabeled is not None:
+        raise DataError(f"{unlabeled.origin}: evaluation needs a mask for every image, this line has none")
+    if save_dir is not None:
+        check_unique_stems([sample.image_path for sample in samples])
+    skips = SkipCounter()
+    graph = tf.Graph()
+    with graph.as_default():
+        dataset = eval_dataset(samples, description.preprocessing, description.num_classes,
+                               description.ignore_label, on_bad_sample, skips)
+        iterator = v1.data.make_initializable_iterator(dataset)
+        example = iterator.get_next()
+        tensors = build_predictor_graph(description, options.scales, options.fusion, options.flip,
+                                        image=example["raw"])
+        fetches = {"predictions": tensors.labels, "labels": example["label"][0], "path": example["path"]}
+        if crf is not None:
+            fetches.update(probabilities=tensors.probabilities, image=example["raw"][0])
+    plain = _Branch(description, instances, "")
+    refined = _Branch(description, instances, "_crf") if crf is not None else None
+    with new_session(graph, threads) as session:
+        prefix = restore_model(session, checkpoint)
+        session.run(iterator.initializer)
+        with Progress(len(samples), "evaluating", stream=progress_stream) as progress:
+            examples = _score_plain(_run_all(session, fetches), plain, instances, save_dir)
+            if refined is None:
+                for _ in examples:
+                    progress.update()
+            else:
+                with CRFPool(crf, crf_workers) as pool:
+                    items = ((example, example["probabilities"], example["image"]) for example in examples)
+                    for example, marginals in pool.map_tagged(items):
+                        predictions = np.argmax(marginals, axis=-1).astype(np.int32)
+                        _add(refined, example, predictions, save_dir)
+                        progress.update()
+    if progress.count == 0:
+        raise DataError(f"{samples[0].list_path}: no image could be evaluated")
+    return EvaluationResult(prefix, plain.scores(), refined.scores() if refined else None, progress.count,
+                            skips.reasons)
+
+
+def _run_all(session: v1.Session, fetches: dict) -> Iterator[dict]:
+    """One fetched dict per image until the dataset is exhausted; reader failures become DataError."""
+    while True:
+        try:
+            with reader_errors():
+                example = session.run(fetches)
+        except tf.errors.OutOfRangeError:
+            return
+        example["path"] = os.fsdecode(example["path"])
+        yield example
+
+
+def _score_plain(examples: Iterator[dict], plain: _Branch, instances: InstanceMasks | None,
+                 save_dir: str | None) -> Iterator[dict]:
+    """Count every example into the plain branch (loading its instance mask), passing it on."""
+    for example in examples:
+        example["instances"] = (load_instance_mask(instances.paths[example["path"]], example["labels"].shape)
+                                if instances is not None else None)
+        _add(plain, example, example["predictions"], save_dir)
+        yield example
+
+
+def _add(branch: _Branch, example: dict, predictions: np.ndarray, save_dir: str | None) -> None:
+    branch.add(example["labels"], predictions, example["instances"])
+    if save_dir is not None:
+        save_prediction(save_dir, image_stem(example["path"]), predictions, branch.palette,
+                        suffix=branch.save_suffix)

@@ -1,0 +1,122 @@
+"""Finding, strictly restoring and safely saving checkpoints."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from refinenet_tf import checkpoints
+from refinenet_tf.description import load_description
+from refinenet_tf.errors import CheckpointError
+from refinenet_tf.models.registry import build_model, default_description
+
+v1 = tf.compat.v1
+
+
+def _save(path, values: dict) -> str:
+    """Write a checkpoint holding ``{name: array}``; returns its prefix."""
+    with tf.Graph().as_default():
+        variables = [v1.get_variable(name, initializer=np.asarray(value, np.float32)) for name, value in values.items()]
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            return v1.train.Saver(variables).save(session, str(path), write_meta_graph=False)
+
+
+def _restore(prefix, shapes: dict, **options):
+    """Build variables of ``shapes`` (initialised to -1), restore; returns (values, report)."""
+    with tf.Graph().as_default():
+        variables = [v1.get_variable(name, initializer=np.full(shape, -1.0, np.float32)) for name, shape in shapes.items()]
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            report = checkpoints.restore(session, prefix, variables, **options)
+            return dict(zip(shapes, session.run(variables), strict=True)), report
+
+
+def test_resolve_accepts_prefix_file_and_directory_and_names_what_is_missing(tmp_path):
+    prefix = _save(tmp_path / "model.ckpt-7", {"conv1/weights": [1.0]})
+    assert checkpoints.resolve_checkpoint(prefix) == prefix
+    assert checkpoints.resolve_checkpoint(prefix + ".index") == prefix
+    assert checkpoints.resolve_checkpoint(str(tmp_path)) == prefix  # via the 'checkpoint' state file
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="empty: the directory holds no checkpoint"):
+        checkpoints.resolve_checkpoint(str(tmp_path / "empty"))
+    with pytest.raises(CheckpointError, match="model.ckpt-8: checkpoint not found"):
+        checkpoints.resolve_checkpoint(str(tmp_path / "model.ckpt-8"))
+
+
+def test_restore_is_strict_about_missing_variables_and_shapes(tmp_path):
+    prefix = _save(tmp_path / "full", {"conv1/weights": [1.0, 2.0], "p_ims1d2_outl1_dimred/weights": [3.0],
+                                       "clf_conv/weights": np.ones((1, 1, 4, 21)), "extra/Momentum": [0.0]})
+    values, report = _restore(prefix, {"conv1/weights": (2,), "p_ims1d2_outl1_dimred/weights": (1,)})
+    np.testing.assert_array_equal(values["conv1/weights"], [1.0, 2.0])
+    assert set(report.unused) == {"clf_conv/weights", "extra/Momentum"}
+    with pytest.raises(CheckpointError, match="variable conv1/weights has shape \\[2\\] in the checkpoint but \\[3\\]"):
+        _restore(prefix, {"conv1/weights": (3,)})
+    with pytest.raises(CheckpointError, match="1 model variables are not in the checkpoint: mflow_conv_g1_pool/weights"):
+        _restore(prefix, {"conv1/weights": (2,), "p_ims1d2_outl1_dimred/weights": (1,), "mflow_conv_g1_pool/weights": (1,)})
+
+
+def test_backbone_only_checkpoint_leaves_the_decoder_fresh(tmp_path):
+    prefix = _save(tmp_path / "init.ckpt", {"conv1/weights": [5.0], "bn_conv1/gamma": [2.0], "fc1_voc12/weights": [0.0]})
+    values, report = _restore(prefix, {"conv1/weights": (1,), "bn_conv1/gamma": (1,), "clf_conv/weights": (2,)})
+    assert values["conv1/weights"] == 5.0 and values["bn_conv1/gamma"] == 2.0
+    np.testing.assert_array_equal(values["clf_conv/weights"], [-1.0, -1.0])
+    assert report.fresh == ("clf_conv/weights",) and report.unused == ("fc1_voc12/weights",)
+    with pytest.raises(CheckpointError, match="res2a_branch2a/weights"):  # backbone variables are never optional
+        _restore(prefix, {"conv1/weights": (1,), "res2a_branch2a/weights": (1,), "clf_conv/weights": (2,)})
+
+
+def test_21_class_checkpoint_into_3_class_model_needs_not_restore_last(tmp_path):
+    description = default_description("lw-refinenet-mobilenetv2", 21)
+    with tf.Graph().as_default():
+        build_model(v1.placeholder(tf.float32, [1, 32, 32, 3]), description)
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            expected = {v.op.name: value for v, value in zip(v1.global_variables(), session.run(v1.global_variables()),
+                                                            strict=True)}
+            saver = v1.train.Saver()
+            prefix = checkpoints.save_snapshot(saver, session, str(tmp_path / "voc"), 100, description)
+    with tf.Graph().as_default():
+        build_model(v1.placeholder(tf.float32, [1, 32, 32, 3]), description.replace(num_classes=3))
+        variables = v1.global_variables()
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            with pytest.raises(CheckpointError) as error:
+                checkpoints.restore(session, str(tmp_path / "voc"), variables)
+            message = str(error.value)
+            assert "clf_conv/" in message and "the checkpoint has 21 classes, the model 3" in message
+            assert "use --not-restore-last to train a new classifier" in message
+            report = checkpoints.restore(session, prefix, variables, skip_classifier=True)
+            restored = dict(zip([v.op.name for v in variables], session.run(variables), strict=True))
+    assert set(report.fresh) == {"clf_conv/weights", "clf_conv/biases"}
+    assert len(report.restored) == len(variables) - 2
+    for name in report.restored:
+        np.testing.assert_array_equal(restored[name], expected[name])
+    assert restored["clf_conv/weights"].shape[-1] == 3
+
+
+def test_snapshots_are_renamed_into_place_listed_and_pruned(tmp_path):
+    snapshots = tmp_path / "snapshots"
+    description = default_description("lw-refinenet-mobilenetv2", 3)
+    with tf.Graph().as_default():
+        variable = v1.get_variable("conv1/weights", initializer=np.zeros(2, np.float32))
+        saver = v1.train.Saver([variable])
+        with v1.Session() as session:
+            session.run(variable.initializer)
+            for step in range(1, 6):
+                variable.load(np.full(2, step, np.float32), session)
+                checkpoints.save_snapshot(saver, session, str(snapshots), step, description, keep=3)
+            # a run killed while writing leaves temporary files and an index-less data file: step 5 stays the latest
+            (snapshots / ".tmp-model.ckpt-6.data-00000-of-00001").write_bytes(b"partial")
+            (snapshots / "model.ckpt-6.data-00000-of-00001").write_bytes(b"partial")
+            assert checkpoints.latest_snapshot(str(snapshots)) == str(snapshots / "model.ckpt-5")
+            checkpoints.save_snapshot(saver, session, str(snapshots), 6, description, keep=3)
+    names = sorted(os.listdir(snapshots))
+    assert not any(name.startswith(".tmp-") for name in names)
+    assert {name.split(".data")[0].split(".index")[0] for name in names if name.startswith("model.ckpt")} == {
+        "model.ckpt-4", "model.ckpt-5", "model.ckpt-6"}
+    assert load_description(str(snapshots)).num_classes == 3
+    assert checkpoints.resolve_checkpoint(str(snapshots)) == str(snapshots / "model.ckpt-6")
+    values, _ = _restore(str(snapshots / "model.ckpt-4"), {"conv1/weights": (2,)})
+    np.testing.assert_array_equal(values["conv1/weights"], [4.0, 4.0])

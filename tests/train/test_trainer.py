@@ -1,0 +1,85 @@
+"""The training loop end to end on a generated data set: learning, snapshots, stop and resume."""
+
+import os
+import signal
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from refinenet_tf import checkpoints
+from refinenet_tf.data.listfile import read_list_file
+from refinenet_tf.description import load_description
+from refinenet_tf.evaluate.metrics import ConfusionMatrix
+from refinenet_tf.models.registry import build_model, default_description
+from refinenet_tf.train.trainer import TrainConfig, Trainer
+from tests.train.toy_data import NUM_CLASSES, write_dataset
+
+v1 = tf.compat.v1
+ARCH = "lw-refinenet-mobilenetv2"
+
+
+def _config(root, list_path, **changes) -> TrainConfig:
+    settings = dict(description=default_description(ARCH, NUM_CLASSES), data_dir=str(root), data_list=list_path,
+                    snapshot_dir=str(root / "snapshots"), input_size=(64, 64), weight_decay=1e-5,
+                    save_num_images=1, log_every=5)
+    settings.update(changes)
+    return TrainConfig(**settings)
+
+
+def _train_set_mean_iou(snapshot: str, data_dir: str, list_path: str) -> float:
+    description = load_description(snapshot)
+    confusion = ConfusionMatrix(description.num_classes)
+    with tf.Graph().as_default():
+        images = v1.placeholder(tf.uint8, [1, None, None, 3])
+        logits = build_model(description.preprocessing.apply(images), description).logits
+        predictions = tf.argmax(tf.image.resize(logits, tf.shape(images)[1:3]), axis=-1)
+        with v1.Session() as session:
+            checkpoints.restore(session, snapshot, v1.global_variables())
+            for sample in read_list_file(data_dir, list_path):
+                image = np.asarray(Image.open(sample.image_path))[None]
+                confusion.update(np.asarray(Image.open(sample.mask_path)), session.run(predictions, {images: image})[0])
+    return confusion.mean_iou()
+
+
+def test_training_lowers_the_loss_and_segments_the_training_set(tmp_path):
+    list_path = write_dataset(tmp_path, count=24)
+    losses = []
+    result = Trainer(_config(tmp_path, list_path, batch_size=4, learning_rate=5e-3, num_steps=80,
+                             save_pred_every=40, random_mirror=True)).run(lambda step, loss: losses.append(loss))
+    assert result.step == 80 and not result.stopped
+    assert result.snapshot == str(tmp_path / "snapshots" / "model.ckpt-80")
+    assert os.path.isfile(str(tmp_path / "snapshots" / "model.ckpt-40.index"))
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path / "snapshots"))
+    first, last = np.mean(losses[:5]), np.mean(losses[-10:])
+    assert last < 0.75 * first, (first, last)
+    # a constant "background" answer scores about 0.25 here
+    mean_iou = _train_set_mean_iou(result.snapshot, str(tmp_path), list_path)
+    print("train-set mIoU", mean_iou)
+    assert mean_iou > 0.4
+
+
+def test_a_stopped_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path):
+    list_path = write_dataset(tmp_path, count=1)
+    settings = dict(batch_size=1, learning_rate=3e-3, num_steps=4, save_pred_every=100, dropout=False)
+    whole = Trainer(_config(tmp_path, list_path, snapshot_dir=str(tmp_path / "whole"), **settings)).run()
+
+    def interrupt_at_step_2(step, loss):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would: save a snapshot and stop
+
+    stopped_config = _config(tmp_path, list_path, snapshot_dir=str(tmp_path / "stopped"), **settings)
+    stopped = Trainer(stopped_config).run(interrupt_at_step_2)
+    assert stopped.stopped and stopped.step == 2
+    assert stopped.snapshot == str(tmp_path / "stopped" / "model.ckpt-2")
+    resumed = Trainer(stopped_config).run()
+    assert resumed.step == 4 and not resumed.stopped
+    expected = tf.train.load_checkpoint(whole.snapshot)
+    actual = tf.train.load_checkpoint(resumed.snapshot)
+    names = expected.get_variable_to_shape_map()
+    assert names == actual.get_variable_to_shape_map()
+    assert any(name.endswith("/Momentum") for name in names) and "global_step" in names
+    for name in names:
+        np.testing.assert_allclose(actual.get_tensor(name), expected.get_tensor(name), rtol=1e-5, atol=1e-7,
+                                   err_msg=name)
+    assert actual.get_tensor("global_step") == 4
