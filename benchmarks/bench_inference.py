@@ -4,7 +4,8 @@ and the argmax (the ``labels`` output), for these variants measured interleaved 
 - ``session``: the variable graph of ``refinenet_tf.evaluate.predict`` (what ``Predictor`` runs);
 - ``frozen``: ``build_inference_graph`` (constants, batch norm folded), float32;
 - ``bfloat16``: the same with convolutions in bfloat16;
-- ``xla``: the frozen float32 graph with XLA auto-clustering (``global_jit_level=ON_1``).
+- ``xla``: the frozen float32 graph with XLA auto-clustering (``global_jit_level=ON_1`` and
+  ``TF_XLA_FLAGS=--tf_xla_cpu_global_jit``).
 
 Each architecture runs in its own process, so its peak memory is its own. Without ``--checkpoint`` the
 weights are a random initialisation (saved to a temporary checkpoint so all variants share them).
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import os
 import sys
 import tempfile
 
@@ -24,6 +25,7 @@ from common import (
     machine_info,
     markdown_table,
     peak_rss_mb,
+    run_workers,
     session_config,
     stats_ms,
     time_interleaved,
@@ -45,6 +47,7 @@ def parse_args(argv=None):
     parser.add_argument("--tag", default="", help="suffix of the section name (keeps several runs apart)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     args.variants = args.variants.split(",")
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown:
@@ -91,6 +94,8 @@ def session_variant(description, checkpoint: str | None, directory: str, config)
 
 def worker(args) -> dict:
     """Measure one architecture at every size; the results as a JSON-able dict."""
+    if "xla" in args.variants:  # read once, when TensorFlow starts
+        os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
     from refinenet_tf.inference_graph import FrozenPredictor, build_inference_graph
     from refinenet_tf.models.registry import default_description
 
@@ -135,19 +140,6 @@ def compare_outputs(predictors: dict, image: np.ndarray) -> dict[str, str]:
     return notes
 
 
-def run_workers(args) -> list[dict]:
-    """One subprocess per architecture (own peak memory, no graph left over from the last)."""
-    results = []
-    for arch in args.archs.split(","):
-        command = [sys.executable, __file__, *sys.argv[1:], "--worker", arch]
-        completed = subprocess.run(command, capture_output=True, text=True)
-        if completed.returncode != 0:
-            raise SystemExit(f"{arch}: benchmark failed:\n{completed.stderr[-3000:]}")
-        results.append(json.loads(completed.stdout.strip().splitlines()[-1]))
-        print(f"{arch}: done", file=sys.stderr)
-    return results
-
-
 def report(args, results: list[dict]) -> str:
     rows = []
     for result in results:
@@ -167,7 +159,7 @@ def main(argv=None) -> None:
     if args.worker:
         print(json.dumps(worker(args)))
         return
-    results = run_workers(args)
+    results = run_workers(__file__, args.argv, args.archs.split(","))
     body = report(args, results)
     write_section(args.output, "inference" + (f"-{args.tag}" if args.tag else ""),
                   "Inference latency" + (f" ({args.tag})" if args.tag else ""), body)

@@ -7,11 +7,13 @@ name, and replaces only that section when run again.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
 import resource
 import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -67,18 +69,37 @@ def session_config(args: argparse.Namespace):
     return config_for(args.threads, args.inter_op_threads)
 
 
-def time_interleaved(functions: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, list[float]]:
-    """Seconds per call of each function, calls taken round-robin so that load changes hit all alike."""
+def time_interleaved(functions: dict[str, Callable[[], object]], repeats: int, warmup: int,
+                     pause: float = 0.0) -> dict[str, list[float]]:
+    """Seconds per call of each function, calls taken round-robin so that load changes hit all alike.
+
+    ``pause`` seconds of sleep before each timed call let the spinning worker threads of another
+    framework's pool go idle first."""
     for function in functions.values():
         for _ in range(warmup):
             function()
     times: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(repeats):
         for name, function in functions.items():
+            time.sleep(pause)
             start = time.perf_counter()
             function()
             times[name].append(time.perf_counter() - start)
     return times
+
+
+def run_workers(script: str, argv: Sequence[str], workers: Sequence[str]) -> list[dict]:
+    """Run ``script argv --worker W`` for each W in its own process (own peak memory, a fresh graph);
+    each prints its results as one JSON line last."""
+    results = []
+    for worker in workers:
+        command = [sys.executable, script, *argv, "--worker", worker]
+        completed = subprocess.run(command, capture_output=True, text=True)
+        if completed.returncode != 0:
+            raise SystemExit(f"{worker}: benchmark failed:\n{completed.stderr[-3000:]}")
+        results.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+        print(f"{worker}: done", file=sys.stderr)
+    return results
 
 
 def stats_ms(seconds: Sequence[float]) -> str:
@@ -138,3 +159,23 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def write_sample_dataset(directory: str | Path, count: int, size: tuple[int, int], num_classes: int = 21) -> str:
+    """JPEG images and index-PNG masks of synthetic scenes plus a DeepLab list file; the list file's path."""
+    from PIL import Image
+
+    from refinenet_tf.data.synthetic import render_scene
+
+    directory = Path(directory)
+    (directory / "images").mkdir(parents=True, exist_ok=True)
+    (directory / "masks").mkdir(exist_ok=True)
+    lines = []
+    for index in range(count):
+        image, mask = render_scene(np.random.default_rng(index), size)
+        Image.fromarray(image).save(directory / "images" / f"{index:04d}.jpg", quality=90)
+        Image.fromarray((mask % num_classes).astype(np.uint8)).save(directory / "masks" / f"{index:04d}.png")
+        lines.append(f"/images/{index:04d}.jpg /masks/{index:04d}.png")
+    list_path = directory / "train.txt"
+    list_path.write_text("\n".join(lines) + "\n")
+    return str(list_path)

@@ -27,3 +27,7 @@ class WeightsError(RefineNetError):
 
 class ConfigError(RefineNetError):
     """An argument has a value that is not allowed."""
+
+
+class TrainingError(RefineNetError):
+    """Training cannot go on (e.g. the loss became non-finite); the message names the step."""

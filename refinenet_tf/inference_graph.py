@@ -14,6 +14,8 @@ in bfloat16 (inputs and weights rounded, results cast back to float32); everythi
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -27,6 +29,7 @@ INPUT = "image"
 OUTPUTS = ("labels", "probabilities", "logits")
 PRECISIONS = ("float32", "bfloat16")
 CONVOLUTIONS = ("Conv2D", "DepthwiseConv2dNative")
+XLA_CPU_FLAG = "--tf_xla_cpu_global_jit"
 BATCH_NORMS = ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
 
 
@@ -167,7 +170,10 @@ def session_config(threads: int | None = None, inter_op_threads: int | None = No
                    xla: bool = False) -> v1.ConfigProto:
     """Session settings: ``threads`` bounds intra-op parallelism (0/None: TF's default, all cores),
     ``inter_op_threads`` defaults to 1 when ``threads`` is given (the graph is one chain of large ops);
-    ``xla`` turns on XLA auto-clustering (slower than the default on the CPUs measured, see BENCHMARKS)."""
+    ``xla`` turns on XLA auto-clustering, which on CPU also needs ``TF_XLA_FLAGS=--tf_xla_cpu_global_jit``
+    in the environment before TensorFlow starts (measure it: see docs/BENCHMARKS.md)."""
+    if xla and XLA_CPU_FLAG not in os.environ.get("TF_XLA_FLAGS", ""):
+        raise ConfigError(f"XLA on CPU needs TF_XLA_FLAGS={XLA_CPU_FLAG} set before TensorFlow is imported")
     config = v1.ConfigProto()
     if threads:
         config.intra_op_parallelism_threads = threads

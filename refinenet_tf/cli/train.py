@@ -11,9 +11,10 @@ from refinenet_tf.cli import common
 from refinenet_tf.data.class_table import read_class_table
 from refinenet_tf.description import ModelDescription, Preprocessing, has_description, load_description
 from refinenet_tf.errors import ConfigError
+from refinenet_tf.models.layers import DEFAULT_BATCH_NORM_DECAY
 from refinenet_tf.models.registry import DEFAULT_ARCH, default_description
 from refinenet_tf.train.multiscale import DEFAULT_SCALES, FUSIONS
-from refinenet_tf.train.optimizer import DECODER_LR_MULT
+from refinenet_tf.train.optimizer import DECODER_LR_MULT, OPTIMIZERS
 from refinenet_tf.train.schedule import SCHEDULES
 from refinenet_tf.train.trainer import LOG_EVERY, TrainConfig, Trainer
 
@@ -35,8 +36,12 @@ def build_parser(multiscale: bool = False) -> argparse.ArgumentParser:
                        help="crop size HEIGHT,WIDTH")
     group.add_argument("--is-training", action="store_true",
                        help="train batch norm (statistics and scale/offset); frozen otherwise")
+    group.add_argument("--bn-decay", type=float, default=DEFAULT_BATCH_NORM_DECAY,
+                       help="moving-average decay of batch-norm statistics with --is-training (short runs: 0.9-0.99)")
     group.add_argument("--learning-rate", type=float, default=common.LEARNING_RATE, help="base learning rate")
     group.add_argument("--momentum", type=float, default=common.MOMENTUM, help="SGD momentum")
+    group.add_argument("--optimizer", choices=OPTIMIZERS, default="momentum",
+                       help="momentum SGD (DeepLab's, for fine-tuning) or adam (steadier from random weights)")
     group.add_argument("--not-restore-last", action="store_true",
                        help="do not restore the classifier (start a model with another class count)")
     group.add_argument("--num-steps", type=int, default=common.NUM_STEPS, help="number of updates")
@@ -106,8 +111,8 @@ def config_from_args(args: argparse.Namespace, multiscale: bool = False) -> Trai
         description=resolve_description(args),
         data_dir=args.data_dir, data_list=args.data_list, snapshot_dir=args.snapshot_dir,
         batch_size=args.batch_size, input_size=args.input_size, learning_rate=args.learning_rate,
-        momentum=args.momentum, weight_decay=args.weight_decay, num_steps=args.num_steps, power=args.power,
-        schedule=args.schedule, decoder_lr_mult=args.decoder_lr_mult, train_batch_norm=args.is_training,
+        momentum=args.momentum, optimizer=args.optimizer, weight_decay=args.weight_decay, num_steps=args.num_steps, power=args.power,
+        schedule=args.schedule, decoder_lr_mult=args.decoder_lr_mult, train_batch_norm=args.is_training, batch_norm_decay=args.bn_decay,
         random_mirror=args.random_mirror, random_scale=args.random_scale, min_scale=args.min_scale,
         max_scale=args.max_scale, random_seed=args.random_seed, restore_from=args.restore_from,
         not_restore_last=args.not_restore_last, save_num_images=args.save_num_images,

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -259,20 +259,6 @@ class Progress:
         rate = self.done / max(self.last_shown - self.started, 1e-6)
         self.stream.write(f"{prefix}{self.label} {self.done}/{self.total} ({rate:.1f} files/s)")
         self.stream.flush()
-
-
-def mask_files(paths: Iterable[str], suffix: str = ".png") -> list[str]:
-    """Files named directly, plus every ``*suffix`` file under the folders named, sorted."""
-    found: list[str] = []
-    for path in paths:
-        if os.path.isdir(path):
-            for folder, _, names in os.walk(path):
-                found.extend(os.path.join(folder, name) for name in names if name.endswith(suffix))
-        elif os.path.isfile(path):
-            found.append(path)
-        else:
-            raise DataError(f"{path}: no such file or folder")
-    return sorted(found)
 
 
 # --- helpers -------------------------------------------------------------------------------------------

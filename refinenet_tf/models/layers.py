@@ -19,6 +19,21 @@ v1 = tf.compat.v1
 DEFAULT_BATCH_NORM_DECAY = 0.9997
 
 
+def default_conv_initializer():
+    """PyTorch's default convolution initialisation (uniform, variance 1 / (3 fan_in)), as the official code.
+
+    Used for the decoder, which has no batch norm: He initialisation would double the variance at every
+    conv, and chained residual pooling adds four such branches per block, so logits would start out huge.
+    """
+    return v1.variance_scaling_initializer(1.0 / 3.0, "fan_in", "uniform")
+
+
+def he_initializer():
+    """He initialisation for backbone convs: keeps the signal alive through deep stacks even when batch norm
+    is frozen at its initial statistics (training from scratch); pretrained weights replace it anyway."""
+    return v1.variance_scaling_initializer(2.0, "fan_in", "truncated_normal")
+
+
 @dataclass(frozen=True)
 class LayerOptions:
     """Per-model settings every layer needs."""
@@ -46,7 +61,7 @@ def conv2d(x: tf.Tensor, name: str, filters: int, kernel_size: int, options: Lay
     with v1.variable_scope(name):
         weights = v1.get_variable(
             "weights", [kernel_size, kernel_size, in_channels, filters],
-            initializer=initializer or v1.variance_scaling_initializer(2.0, "fan_in", "truncated_normal"))
+            initializer=initializer or default_conv_initializer())
         if _needs_explicit_pad(kernel_size, stride, options):
             x = _pad_symmetric(x, kernel_size)
             padding = "VALID"
@@ -65,7 +80,8 @@ def depthwise_conv2d(x: tf.Tensor, name: str, kernel_size: int, options: LayerOp
     with v1.variable_scope(name):
         weights = v1.get_variable(
             "weights", [kernel_size, kernel_size, channels, 1],
-            initializer=v1.variance_scaling_initializer(2.0, "fan_in", "truncated_normal"))
+            # each output sees k*k inputs; variance scaling's 'fan_in' would count k*k*C for this shape
+            initializer=v1.variance_scaling_initializer(2.0, "fan_out", "truncated_normal"))
         if _needs_explicit_pad(kernel_size, stride, options):
             x = _pad_symmetric(x, kernel_size)
             padding = "VALID"

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from refinenet_tf.models.blocks import chained_residual_pooling
 from refinenet_tf.models.layers import LayerOptions, conv2d, upsample_like
-from refinenet_tf.models.refinenet import CLASSIFIER
+from refinenet_tf.models.refinenet import classifier
 
 CHANNELS = 256
 
@@ -35,4 +35,4 @@ def lightweight_mobilenet_decoder(end_points: dict[str, tf.Tensor], num_classes:
         x = chained_residual_pooling(tf.nn.relu6(y), crp_name, 1, options)
         if adapt_name is not None:
             x = conv2d(x, adapt_name, CHANNELS, 1, options)
-    return conv2d(x, CLASSIFIER, num_classes, 3, options, bias=True)
+    return classifier(x, num_classes, options)

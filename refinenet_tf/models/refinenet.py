@@ -15,6 +15,13 @@ DROPOUT_RATE = 0.5
 TOP_CHANNELS = 512
 PATH_CHANNELS = 256
 CLASSIFIER = "clf_conv"
+CLASSIFIER_STDDEV = 0.01  # DeepLab's initialisation of its classifier
+
+
+def classifier(x: tf.Tensor, num_classes: int, options: LayerOptions) -> tf.Tensor:
+    """The 3x3 classifier with bias, ``clf_conv``, shared by every decoder."""
+    initializer = tf.compat.v1.random_normal_initializer(stddev=CLASSIFIER_STDDEV)
+    return conv2d(x, CLASSIFIER, num_classes, 3, options, bias=True, initializer=initializer)
 
 
 def refinenet_decoder(end_points: dict[str, tf.Tensor], num_classes: int, options: LayerOptions,
@@ -42,4 +49,4 @@ def refinenet_decoder(end_points: dict[str, tf.Tensor], num_classes: int, option
         x = y
     if not light_weight:
         x = dropout(x, DROPOUT_RATE, options)
-    return conv2d(x, CLASSIFIER, num_classes, 3, options, bias=True)
+    return classifier(x, num_classes, options)

@@ -11,7 +11,7 @@ import string
 
 import tensorflow as tf
 
-from refinenet_tf.models.layers import LayerOptions, batch_norm, conv2d, max_pool
+from refinenet_tf.models.layers import LayerOptions, batch_norm, conv2d, he_initializer, max_pool
 
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 STAGE_WIDTHS = (64, 128, 256, 512)  # bottleneck width; output is 4x
@@ -26,7 +26,7 @@ def block_names(depth: int, stage: int) -> list[str]:
 
 
 def _conv_bn(x, conv_name, bn_name, filters, kernel_size, stride, options, relu=True):
-    x = conv2d(x, conv_name, filters, kernel_size, options, stride=stride)
+    x = conv2d(x, conv_name, filters, kernel_size, options, stride=stride, initializer=he_initializer())
     x = batch_norm(x, bn_name, options)
     return tf.nn.relu(x) if relu else x
 
@@ -54,7 +54,7 @@ def resnet(images: tf.Tensor, depth: int, stride_on: str, options: LayerOptions)
     end_points["conv1"] = x
     x = max_pool(x, 3, 2, options)
     end_points["pool1"] = x
-    for stage, width in zip(range(2, 6), STAGE_WIDTHS):
+    for stage, width in zip(range(2, 6), STAGE_WIDTHS, strict=True):
         for index, name in enumerate(block_names(depth, stage)):
             stride = 2 if (index == 0 and stage > 2) else 1
             x = bottleneck(x, f"{stage}{name}", width, stride, stride_on, options, project=index == 0)

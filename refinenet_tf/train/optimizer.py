@@ -1,8 +1,8 @@
-"""Momentum SGD with per-layer learning-rate multipliers and optional gradient accumulation.
+"""Momentum SGD (or Adam) with per-layer learning-rate multipliers and optional gradient accumulation.
 
 Multipliers follow DeepLab: backbone layers 1x, new (decoder) layers ``decoder_lr_mult`` x, and biases
-twice their layer's rate. They scale the gradients fed to one momentum optimiser, which for momentum
-SGD is the same update as separate optimisers with scaled rates.
+twice their layer's rate. Each group of variables sharing a multiplier gets its own optimiser running at
+the scaled rate, which is right for Adam too (Adam ignores a scale on the gradients).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ v1 = tf.compat.v1
 
 DECODER_LR_MULT = 10.0
 BIAS_LR_MULT = 2.0
+OPTIMIZERS = ("momentum", "adam")
 
 
 def learning_rate_multiplier(name: str, decoder_lr_mult: float = DECODER_LR_MULT) -> float:
@@ -32,7 +33,7 @@ class TrainOps:
     """``accumulate`` adds one batch's gradients (and runs batch-norm updates); ``apply`` performs the
     update from the accumulated gradients, increments the global step and clears the accumulators.
     Without accumulation, ``accumulate`` is None and ``apply`` computes and applies in one run.
-    ``reset_momentum`` zeroes the optimiser's momentum (a fresh optimiser, for a new stage)."""
+    ``reset_momentum`` zeroes the optimisers' slots (a fresh optimiser, for a new stage)."""
 
     accumulate: tf.Operation | None
     apply: tf.Operation
@@ -40,45 +41,49 @@ class TrainOps:
     accumulate_steps: int
 
 
+def make_optimizer(name: str, learning_rate, momentum: float) -> v1.train.Optimizer:
+    """'momentum' (DeepLab's SGD) or 'adam' (steadier when training from random weights)."""
+    if name == "momentum":
+        return v1.train.MomentumOptimizer(learning_rate, momentum)
+    if name == "adam":
+        return v1.train.AdamOptimizer(learning_rate)
+    raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+
+
 def build_train_ops(loss: tf.Tensor, variables: Sequence[tf.Variable], learning_rate: tf.Tensor,
                     momentum: float, global_step: tf.Variable, decoder_lr_mult: float = DECODER_LR_MULT,
-                    accumulate_steps: int = 1, update_ops: Sequence[tf.Operation] = ()) -> TrainOps:
+                    accumulate_steps: int = 1, update_ops: Sequence[tf.Operation] = (),
+                    optimizer: str = "momentum") -> TrainOps:
     """Ops that minimise ``loss`` over ``variables``; gradients averaged over ``accumulate_steps`` batches."""
     if accumulate_steps < 1:
         raise ConfigError(f"gradients must be accumulated over at least 1 step, got {accumulate_steps}")
     variables = list(variables)
-    optimizer = v1.train.MomentumOptimizer(learning_rate, momentum)
     with tf.control_dependencies(list(update_ops)):
         gradients = tf.gradients(loss, variables)
-    multipliers = [learning_rate_multiplier(variable.op.name, decoder_lr_mult) for variable in variables]
-    if accumulate_steps == 1:
-        scaled = [(_scale(gradient, factor), variable)
-                  for gradient, factor, variable in zip(gradients, multipliers, variables, strict=True)
-                  if gradient is not None]
-        apply = optimizer.apply_gradients(scaled, global_step=global_step)
-        return TrainOps(None, apply, _reset_momentum(optimizer, variables), 1)
-    pairs = [(gradient, factor, variable)
-             for gradient, factor, variable in zip(gradients, multipliers, variables, strict=True)
+    pairs = [(gradient, variable) for gradient, variable in zip(gradients, variables, strict=True)
              if gradient is not None]
-    accumulators = [_accumulator(variable) for _, _, variable in pairs]
-    accumulate = tf.group(*[accumulator.assign_add(tf.convert_to_tensor(gradient) / accumulate_steps)
-                            for accumulator, (gradient, _, _) in zip(accumulators, pairs, strict=True)],
-                          name="accumulate_gradients")
-    scaled = [(accumulator.read_value() * factor, variable)
-              for accumulator, (_, factor, variable) in zip(accumulators, pairs, strict=True)]
-    step = optimizer.apply_gradients(scaled, global_step=global_step)
-    with tf.control_dependencies([step]):
-        apply = tf.group(*[accumulator.assign(tf.zeros_like(accumulator)) for accumulator in accumulators],
-                         name="apply_accumulated_gradients")
-    return TrainOps(accumulate, apply, _reset_momentum(optimizer, variables), accumulate_steps)
+    accumulate, accumulators = None, []
+    sources = [gradient for gradient, _ in pairs]
+    if accumulate_steps > 1:
+        accumulators = [_accumulator(variable) for _, variable in pairs]
+        accumulate = tf.group(*[accumulator.assign_add(tf.convert_to_tensor(gradient) / accumulate_steps)
+                                for accumulator, gradient in zip(accumulators, sources, strict=True)],
+                              name="accumulate_gradients")
+        sources = [accumulator.read_value() for accumulator in accumulators]
 
-
-def _scale(gradient, factor: float):
-    if factor == 1.0:
-        return gradient
-    if isinstance(gradient, tf.IndexedSlices):
-        return tf.IndexedSlices(gradient.values * factor, gradient.indices, gradient.dense_shape)
-    return gradient * factor
+    groups: dict[float, list] = {}
+    for source, (_, variable) in zip(sources, pairs, strict=True):
+        groups.setdefault(learning_rate_multiplier(variable.op.name, decoder_lr_mult), []).append((source, variable))
+    optimizers, updates = [], []
+    for factor, grads_and_vars in sorted(groups.items()):
+        group_optimizer = make_optimizer(optimizer, learning_rate * factor, momentum)
+        updates.append(group_optimizer.apply_gradients(grads_and_vars))
+        optimizers.append((group_optimizer, [variable for _, variable in grads_and_vars]))
+    with tf.control_dependencies(updates):
+        finish = [global_step.assign_add(1)]
+        finish += [accumulator.assign(tf.zeros_like(accumulator)) for accumulator in accumulators]
+    apply = tf.group(*finish, name="apply_gradients")
+    return TrainOps(accumulate, apply, _reset_slots(optimizers), accumulate_steps)
 
 
 def _accumulator(variable: tf.Variable) -> tf.Variable:
@@ -88,7 +93,9 @@ def _accumulator(variable: tf.Variable) -> tf.Variable:
                            trainable=False, collections=[v1.GraphKeys.LOCAL_VARIABLES])
 
 
-def _reset_momentum(optimizer: v1.train.MomentumOptimizer, variables: Sequence[tf.Variable]) -> tf.Operation:
-    slots = [optimizer.get_slot(variable, "momentum") for variable in variables]
-    return tf.group(*[slot.assign(tf.zeros_like(slot)) for slot in slots if slot is not None],
-                    name="reset_momentum")
+def _reset_slots(optimizers) -> tf.Operation:
+    slots = [group_optimizer.get_slot(variable, slot_name)
+             for group_optimizer, group_variables in optimizers
+             for slot_name in group_optimizer.get_slot_names()
+             for variable in group_variables]
+    return tf.group(*[slot.assign(tf.zeros_like(slot)) for slot in slots if slot is not None], name="reset_momentum")

@@ -24,7 +24,8 @@ from refinenet_tf.cli import common
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.data.reader import ON_BAD_SAMPLE, SkipCounter, reader_errors, train_dataset
 from refinenet_tf.description import ModelDescription, has_description, load_description
-from refinenet_tf.errors import ConfigError, DescriptionError, RefineNetError
+from refinenet_tf.errors import ConfigError, DescriptionError, TrainingError
+from refinenet_tf.models.layers import DEFAULT_BATCH_NORM_DECAY
 from refinenet_tf.models.registry import build_model
 from refinenet_tf.train.losses import pixel_cross_entropy, weight_decay_loss
 from refinenet_tf.train.multiscale import FUSIONS, MultiScaleLogits, multiscale_logits, multiscale_loss
@@ -35,10 +36,6 @@ from refinenet_tf.train.summaries import comparison_summary
 v1 = tf.compat.v1
 _LOG = logging.getLogger(__name__)
 LOG_EVERY = 10
-
-
-class TrainingError(RefineNetError):
-    """Training cannot go on (the loss stopped being finite)."""
 
 
 @dataclass
@@ -53,12 +50,14 @@ class TrainConfig:
     input_size: tuple[int, int] = (321, 321)  # crop (height, width)
     learning_rate: float = common.LEARNING_RATE
     momentum: float = common.MOMENTUM
+    optimizer: str = "momentum"  # or "adam" (for training from random weights)
     weight_decay: float = common.WEIGHT_DECAY
     num_steps: int = common.NUM_STEPS
     power: float = common.POWER
     schedule: str = "poly"
     decoder_lr_mult: float = DECODER_LR_MULT
     train_batch_norm: bool = False  # --is-training
+    batch_norm_decay: float = DEFAULT_BATCH_NORM_DECAY  # moving-average decay; short runs want ~0.9-0.99
     dropout: bool = True
     random_mirror: bool = False
     random_scale: bool = False
@@ -204,7 +203,8 @@ class Trainer:
         learning_rate = self.schedule.rate(global_step)
         update_ops = v1.get_collection(v1.GraphKeys.UPDATE_OPS) if config.train_batch_norm else []
         train_ops = build_train_ops(loss, trainable, learning_rate, config.momentum, global_step,
-                                    config.decoder_lr_mult, config.grad_update_every, update_ops)
+                                    config.decoder_lr_mult, config.grad_update_every, update_ops,
+                                    optimizer=config.optimizer)
         scalar_summary = v1.summary.merge([v1.summary.scalar("loss", loss),
                                            v1.summary.scalar("learning_rate", learning_rate)])
         count = min(config.save_num_images, config.batch_size)
@@ -220,11 +220,13 @@ class Trainer:
         config, description = self.config, self.config.description
         if config.scales == (1.0,):
             logits = build_model(images, description, is_training=config.dropout,
-                                 train_batch_norm=config.train_batch_norm).logits
+                                 train_batch_norm=config.train_batch_norm,
+                                 batch_norm_decay=config.batch_norm_decay).logits
             return logits, pixel_cross_entropy(logits, labels, description.num_classes)
         outputs: MultiScaleLogits = multiscale_logits(images, description, config.scales, config.fusion,
                                                       is_training=config.dropout,
-                                                      train_batch_norm=config.train_batch_norm)
+                                                      train_batch_norm=config.train_batch_norm,
+                                                      batch_norm_decay=config.batch_norm_decay)
         return outputs.fused, multiscale_loss(outputs, labels, description.num_classes)
 
     # --- session ----------------------------------------------------------------------------------------

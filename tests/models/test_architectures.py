@@ -81,7 +81,7 @@ def test_dynamic_input_size():
 def expected_deeplab_resnet_names(depth):
     """DeepLab-ResNet-TF (Caffe) names, written out from the Caffe naming rule independently of our builder."""
     names = {"conv1/weights"} | {f"bn_conv1/{v}" for v in ("gamma", "beta", "moving_mean", "moving_variance")}
-    for stage, count in zip(range(2, 6), STAGE_BLOCKS[depth]):
+    for stage, count in zip(range(2, 6), STAGE_BLOCKS[depth], strict=True):
         if depth > 50 and stage in (3, 4):
             blocks = ["a"] + [f"b{i}" for i in range(1, count)]
         else:

@@ -4,12 +4,14 @@ import os
 import signal
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from PIL import Image
 
 from refinenet_tf import checkpoints
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.description import load_description
+from refinenet_tf.errors import TrainingError
 from refinenet_tf.evaluate.metrics import ConfusionMatrix
 from refinenet_tf.models.registry import build_model, default_description
 from refinenet_tf.train.trainer import TrainConfig, Trainer
@@ -45,8 +47,12 @@ def _train_set_mean_iou(snapshot: str, data_dir: str, list_path: str) -> float:
 def test_training_lowers_the_loss_and_segments_the_training_set(tmp_path):
     list_path = write_dataset(tmp_path, count=24)
     losses = []
-    result = Trainer(_config(tmp_path, list_path, batch_size=4, learning_rate=5e-3, num_steps=80,
-                             save_pred_every=40, random_mirror=True)).run(lambda step, loss: losses.append(loss))
+    # From random weights Adam (one rate for all layers) with batch norm trained is the steady choice;
+    # momentum SGD with DeepLab's 10x decoder rate suits fine-tuning pretrained weights.
+    result = Trainer(_config(tmp_path, list_path, batch_size=4, learning_rate=1e-3, num_steps=80,
+                             optimizer="adam", decoder_lr_mult=1.0, train_batch_norm=True, batch_norm_decay=0.9,
+                             save_pred_every=40,
+                             random_mirror=True)).run(lambda step, loss: losses.append(loss))
     assert result.step == 80 and not result.stopped
     assert result.snapshot == str(tmp_path / "snapshots" / "model.ckpt-80")
     assert os.path.isfile(str(tmp_path / "snapshots" / "model.ckpt-40.index"))
@@ -55,8 +61,7 @@ def test_training_lowers_the_loss_and_segments_the_training_set(tmp_path):
     assert last < 0.75 * first, (first, last)
     # a constant "background" answer scores about 0.25 here
     mean_iou = _train_set_mean_iou(result.snapshot, str(tmp_path), list_path)
-    print("train-set mIoU", mean_iou)
-    assert mean_iou > 0.4
+    assert mean_iou > 0.7, mean_iou  # measured 0.86 with this seed
 
 
 def test_a_stopped_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path):
@@ -83,3 +88,17 @@ def test_a_stopped_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_p
         np.testing.assert_allclose(actual.get_tensor(name), expected.get_tensor(name), rtol=1e-5, atol=1e-7,
                                    err_msg=name)
     assert actual.get_tensor("global_step") == 4
+
+
+def test_a_diverging_loss_stops_with_the_step_and_keeps_the_last_good_snapshot(tmp_path):
+    list_path = write_dataset(tmp_path, count=2)
+    config = _config(tmp_path, list_path, batch_size=2, learning_rate=1e6, num_steps=20, save_pred_every=1,
+                     decoder_lr_mult=1e3)
+    with pytest.raises(TrainingError, match=r"the loss became (nan|inf) at step (\d+); stopped without saving, the "
+                                            r"last good snapshot is .*model\.ckpt-(\d+)") as error:
+        Trainer(config).run()
+    failed_step = int(str(error.value).split(" at step ")[1].split(";")[0])
+    latest = checkpoints.latest_snapshot(config.snapshot_dir)
+    assert latest.endswith(f"model.ckpt-{failed_step - 1}")
+    reader = tf.train.load_checkpoint(latest)
+    assert all(np.all(np.isfinite(reader.get_tensor(name))) for name in reader.get_variable_to_shape_map())

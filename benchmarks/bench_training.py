@@ -1,0 +1,95 @@
+"""Training throughput (images/s) of the project's own trainer (``refinenet_tf.train.trainer``).
+
+Batch 2 by default, DeepLab augmentation (random scale and mirror, pad and crop), SGD with momentum,
+frozen batch norm, on JPEG/PNG files written to a temporary directory, so reading and augmenting run
+alongside the steps as in a real run. Each configuration (architecture x crop) runs in its own
+process; the first steps (graph optimisation, allocation) are not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+
+import numpy as np
+from common import (
+    base_parser,
+    machine_info,
+    markdown_table,
+    peak_rss_mb,
+    run_workers,
+    stats_ms,
+    write_sample_dataset,
+    write_section,
+)
+
+NUM_CLASSES = 21
+SOURCE_SIZE = (375, 500)  # VOC-like images
+DATASET_IMAGES = 16
+
+
+def parse_args(argv=None):
+    parser = base_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--archs", default="lw-refinenet-resnet50", help="comma-separated architectures")
+    parser.add_argument("--crops", default="321,512", help="comma-separated square crop sizes")
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--tag", default="", help="suffix of the section name (keeps several runs apart)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.quick:
+        args.crops, args.repeats, args.warmup, args.batch_size = "65", 1, 1, 1
+    return args
+
+
+def worker(args) -> dict:
+    """Train ``warmup + repeats`` steps of one 'arch@crop' configuration; per-step seconds."""
+    from refinenet_tf.models.registry import default_description
+    from refinenet_tf.train.trainer import TrainConfig, Trainer
+
+    arch, crop = args.worker.split("@")
+    with tempfile.TemporaryDirectory() as directory:
+        data_list = write_sample_dataset(directory, DATASET_IMAGES, SOURCE_SIZE, NUM_CLASSES)
+        config = TrainConfig(
+            description=default_description(arch, NUM_CLASSES), data_dir=directory, data_list=data_list,
+            snapshot_dir=f"{directory}/snapshots", batch_size=args.batch_size, input_size=(int(crop), int(crop)),
+            num_steps=args.warmup + args.repeats, save_pred_every=10**9, save_num_images=0,
+            random_scale=True, random_mirror=True, threads=args.threads or None)
+        trainer = Trainer(config)
+        stamps = []
+        trainer.run(lambda step, loss: stamps.append(time.perf_counter()))
+    step_seconds = np.diff(stamps)[max(args.warmup, 1) - 1:]  # the first step has no start stamp
+    return {"arch": arch, "crop": int(crop), "seconds": step_seconds.tolist(), "peak_rss_mb": peak_rss_mb()}
+
+
+def report(args, results: list[dict]) -> str:
+    rows = []
+    for result in results:
+        seconds = np.asarray(result["seconds"])
+        rows.append([result["arch"], f"{result['crop']}x{result['crop']}", args.batch_size, stats_ms(seconds),
+                     f"{args.batch_size / np.median(seconds):.2f}", f"{result['peak_rss_mb']:.0f}"])
+    table = markdown_table(["architecture", "crop", "batch", "ms per step median (min-max)", "images/s (median)",
+                            "peak RSS MiB"], rows)
+    notes = ("Trainer threads: `TrainConfig.threads` sets intra- and inter-op threads and the reader's parallel "
+             "calls to the same number (`--threads`; 0 leaves TensorFlow's defaults).")
+    return machine_info(args) + "\n\n" + table + "\n\n" + notes
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    configurations = [f"{arch}@{crop}" for arch in args.archs.split(",") for crop in args.crops.split(",")]
+    results = run_workers(__file__, args.argv, configurations)
+    body = report(args, results)
+    write_section(args.output, "training" + (f"-{args.tag}" if args.tag else ""),
+                  "Training throughput" + (f" ({args.tag})" if args.tag else ""), body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The frozen, batch-norm-folded inference graph against the variable graph, and the benchmark scripts."""
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from refinenet_tf.errors import ConfigError, DataError
+from refinenet_tf.evaluate.predict import build_predictor_graph
+from refinenet_tf.inference_graph import FrozenPredictor, build_inference_graph
+from refinenet_tf.models.registry import default_description
+
+v1 = tf.compat.v1
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+NUM_CLASSES = 5
+IMAGE_SIZE = (37, 51)  # odd, not a multiple of the output stride
+
+
+def random_checkpoint(description, directory, seed=0):
+    """Save randomly initialised weights with non-trivial batch-norm statistics; return the variable graph's
+    outputs (labels, probabilities, logits at stride 4) for one image, and the checkpoint prefix."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (*IMAGE_SIZE, 3), dtype=np.uint8)
+    graph = tf.Graph()
+    with graph.as_default(), v1.Session(graph=graph) as session:
+        v1.set_random_seed(seed)
+        tensors = build_predictor_graph(description)
+        session.run(v1.global_variables_initializer())
+        for variable in v1.global_variables():
+            shape, name = variable.shape.as_list(), variable.op.name
+            statistics = {"gamma": rng.uniform(0.5, 1.5, shape), "beta": rng.normal(0, 0.3, shape),
+                          "moving_mean": rng.normal(0, 0.3, shape), "moving_variance": rng.uniform(0.3, 2.0, shape)}
+            value = statistics.get(name.rsplit("/", 1)[-1])
+            if value is not None:
+                variable.load(value.astype(np.float32), session)
+        outputs = session.run({"labels": tensors.labels, "probabilities": tensors.probabilities,
+                               "logits": tensors.logits_os}, {tensors.image: image[None]})
+        prefix = v1.train.Saver().save(session, str(directory / "model.ckpt"))
+    return image, outputs, prefix
+
+
+def assert_labels_match_except_ties(labels, expected_labels, probabilities, tolerance):
+    differ = labels != expected_labels
+    top_two = np.sort(probabilities, axis=-1)[..., -2:]
+    assert np.all(top_two[differ, 1] - top_two[differ, 0] < tolerance), "labels differ where the top class is clear"
+
+
+@pytest.mark.parametrize("arch", ["lw-refinenet-mobilenetv2", "lw-refinenet-resnet50"])
+def test_folded_graph_equals_variable_graph(arch, tmp_path):
+    description = default_description(arch, NUM_CLASSES)
+    image, expected, checkpoint = random_checkpoint(description, tmp_path)
+    graph_def = build_inference_graph(description, checkpoint)
+
+    ops = [node.op for node in graph_def.node]
+    assert not any(op.startswith("FusedBatchNorm") for op in ops)
+    assert sum(node.name.endswith("/folded_biases") for node in graph_def.node) > 10
+    with FrozenPredictor(graph_def, threads=2) as predictor:
+        result = predictor.predict(image)
+
+    span = np.ptp(expected["logits"])
+    assert span > 0
+    np.testing.assert_allclose(result["logits"], expected["logits"], atol=1e-4 * span, rtol=0)
+    np.testing.assert_allclose(result["probabilities"], expected["probabilities"], atol=1e-4 * span)
+    assert result["labels"].shape == IMAGE_SIZE and result["labels"].dtype == np.int32
+    assert_labels_match_except_ties(result["labels"], expected["labels"], expected["probabilities"], 1e-3)
+
+
+def test_bfloat16_graph_stays_close_to_float32(tmp_path):
+    description = default_description("lw-refinenet-mobilenetv2", NUM_CLASSES)
+    image, expected, checkpoint = random_checkpoint(description, tmp_path, seed=1)
+    graph_def = build_inference_graph(description, checkpoint, precision="bfloat16")
+    conv_types = {node.attr["T"].type for node in graph_def.node if node.op in ("Conv2D", "DepthwiseConv2dNative")}
+    assert conv_types == {tf.bfloat16.as_datatype_enum}
+    with FrozenPredictor(graph_def) as predictor:
+        result = predictor.predict(image)
+    difference = np.abs(result["logits"] - expected["logits"]).max()
+    assert 0 < difference < 0.05 * np.ptp(expected["logits"])  # rounded, yet close
+    assert np.mean(result["labels"] == expected["labels"]) > 0.9
+
+
+def test_bad_inputs_give_clear_errors(tmp_path):
+    description = default_description("lw-refinenet-mobilenetv2", NUM_CLASSES)
+    with pytest.raises(ConfigError, match="precision"):
+        build_inference_graph(description, precision="float16")
+    with FrozenPredictor(build_inference_graph(description)) as predictor:
+        with pytest.raises(DataError, match="uint8 RGB"):
+            predictor.predict(np.zeros((8, 8), np.uint8))
+        with pytest.raises(ConfigError, match="unknown outputs"):
+            predictor.predict(np.zeros((8, 8, 3), np.uint8), ("scores",))
+
+
+def test_markdown_sections_are_replaced_not_duplicated(tmp_path):
+    from common import write_section
+
+    path = tmp_path / "BENCH.md"
+    write_section(path, "one", "First", "old body")
+    write_section(path, "two", "Second", "kept body")
+    write_section(path, "one", "First", "new body")
+    text = path.read_text()
+    assert text.count("## First") == 1 and "new body" in text and "old body" not in text
+    assert "kept body" in text and text.index("## First") < text.index("## Second")
+    assert "1382 ms" in text  # the reference table of the header
+
+
+def run_script(name, *arguments):
+    completed = subprocess.run([sys.executable, str(REPO / "benchmarks" / name), "--quick", *arguments],
+                               capture_output=True, text=True, cwd=REPO)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return completed
+
+
+def test_inference_benchmark_quick_mode_writes_its_section(tmp_path):
+    output = tmp_path / "BENCH.md"
+    run_script("bench_inference.py", "--archs", "lw-refinenet-mobilenetv2", "--variants", "session,frozen,bfloat16",
+               "--output", str(output))
+    text = output.read_text()
+    assert "<!-- benchmark:inference -->" in text
+    rows = [line for line in text.splitlines() if line.startswith("| lw-refinenet-mobilenetv2 |")]
+    assert [row.split("|")[4].strip() for row in rows] == ["session", "frozen", "bfloat16"]
+    assert "labels" in rows[2]  # the bfloat16 row reports its agreement with float32
+
+
+@pytest.mark.parametrize("script, section", [("bench_reader.py", "reader"), ("bench_crf.py", "crf"),
+                                             ("bench_training.py", "training")])
+def test_other_benchmarks_quick_mode(script, section, tmp_path):
+    output = tmp_path / "BENCH.md"
+    extra = ["--archs", "lw-refinenet-mobilenetv2"] if script == "bench_training.py" else []
+    run_script(script, "--output", str(output), *extra)
+    text = output.read_text()
+    body = text[text.index(f"<!-- benchmark:{section} -->"):text.index(f"<!-- /benchmark:{section} -->")]
+    assert "- Machine:" in body and "TensorFlow" in body
+    assert re.search(r"\| \d+ \(\d+-\d+\) \|", body) or "Not measured" in body  # a timing row, or why not

@@ -1,0 +1,33 @@
+"""End to end: the official Light-Weight RefineNet MobileNet-v2 weights, converted with convert_weights.py,
+give the official logits through inference.py --save-logits (needs ../shared/reference and torch)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.mark.parametrize("size", ["96x128", "101x133"])
+def test_inference_reproduces_reference_logits(shared_reference, tmp_path, size):
+    pytest.importorskip("torch")
+    checkpoint_dir = tmp_path / "mbv2"
+    convert = [sys.executable, str(REPO / "convert_weights.py"), str(shared_reference / "mbv2.pth"),
+               "--source", "lw-refinenet", "--arch", "lw-refinenet-mobilenetv2", "--num-classes", "21",
+               "--output", str(checkpoint_dir)]
+    subprocess.run(convert, check=True, capture_output=True, text=True)
+    logits_path = tmp_path / "logits.npy"
+    infer = [sys.executable, str(REPO / "inference.py"), str(shared_reference / f"input_{size}.png"),
+             str(checkpoint_dir), "--save-dir", str(tmp_path / "out"), "--save-logits", str(logits_path)]
+    result = subprocess.run(infer, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    ours = np.load(logits_path)
+    reference = np.load(shared_reference / f"mbv2_{size}_logits.npy")
+    assert ours.shape == reference.shape
+    difference = np.abs(ours - reference).max()
+    value_range = reference.max() - reference.min()
+    assert difference < 1e-4 * value_range, f"max abs difference {difference:.3g} vs range {value_range:.3g}"
+    assert (tmp_path / "out" / f"input_{size}_colour.png").is_file()
