@@ -6,6 +6,7 @@ Snapshots are DeepLab-style ``model.ckpt-<step>`` files in one directory, listed
 
 from __future__ import annotations
 
+import errno
 import glob
 import logging
 import os
@@ -28,6 +29,7 @@ KEEP_SNAPSHOTS = 10
 _TEMPORARY_MARK = ".tmp-"
 _CHECKPOINT_SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
 _MAX_LISTED = 5
+_TF_ERROR_FRAME = ("Graph execution error", "Detected at node", "File ", "Node:", "[[", "Hint:")
 _LOG = logging.getLogger(__name__)
 
 
@@ -106,25 +108,63 @@ def save_snapshot(saver: v1.train.Saver, session: v1.Session, snapshot_dir: str,
 
     The files are written under a temporary name and renamed (data first, the index last), and only
     then is the ``checkpoint`` state file replaced atomically: a kill at any moment leaves the previous
-    snapshot listed and complete. Only the newest ``keep`` snapshots are kept.
+    snapshot listed and complete. Only the newest ``keep`` snapshots are kept. A failed write (a full
+    disk, say) removes its partial files and raises :class:`CheckpointError` naming the intact snapshot.
     """
-    os.makedirs(snapshot_dir, exist_ok=True)
-    _remove_files(glob.glob(os.path.join(snapshot_dir, _TEMPORARY_MARK + SNAPSHOT_PREFIX + "*")))
     name = f"{SNAPSHOT_PREFIX}-{step}"
+    previous = _listed_snapshots(snapshot_dir) if os.path.isdir(snapshot_dir) else []
+    kept = ([p for p in previous if p != name][-(keep - 1):] if keep > 1 else []) + [name]
+    try:
+        os.makedirs(snapshot_dir, exist_ok=True)
+        _remove_files(glob.glob(os.path.join(snapshot_dir, _TEMPORARY_MARK + SNAPSHOT_PREFIX + "*")))
+        _write_snapshot_files(saver, session, snapshot_dir, name)
+        description.save(snapshot_dir)
+        _write_state(snapshot_dir, kept)
+    except (OSError, tf.errors.OpError) as error:
+        _remove_files(glob.glob(os.path.join(snapshot_dir, _TEMPORARY_MARK + SNAPSHOT_PREFIX + "*")))
+        if name not in previous:
+            _remove_files(glob.glob(glob.escape(os.path.join(snapshot_dir, name)) + ".*"))
+        raise _save_error(snapshot_dir, name, previous, error) from None
+    for old in previous:
+        if old not in kept:
+            _remove_files(glob.glob(glob.escape(os.path.join(snapshot_dir, old)) + ".*"))
+    return os.path.join(snapshot_dir, name)
+
+
+def _write_snapshot_files(saver: v1.train.Saver, session: v1.Session, snapshot_dir: str, name: str) -> None:
+    """Save under a temporary name, then rename each file into place, the index last."""
     temporary = os.path.join(snapshot_dir, _TEMPORARY_MARK + name)
     saver.save(session, temporary, write_meta_graph=False, write_state=False)
     files = sorted(glob.glob(glob.escape(temporary) + ".*"), key=lambda file: file.endswith(".index"))
     for file in files:
         os.replace(file, os.path.join(snapshot_dir, name + file[len(temporary):]))
-    description.save(snapshot_dir)
-    previous = _listed_snapshots(snapshot_dir)
-    kept = [p for p in previous if p != name][-(keep - 1):] if keep > 1 else []
-    kept.append(name)
-    _write_state(snapshot_dir, kept)
-    for old in previous:
-        if old not in kept:
-            _remove_files(glob.glob(glob.escape(os.path.join(snapshot_dir, old)) + ".*"))
-    return os.path.join(snapshot_dir, name)
+
+
+def _save_error(snapshot_dir: str, name: str, previous: Sequence[str], error: Exception) -> CheckpointError:
+    """A one-line message: what failed, whether the disk is full, and which snapshot is still good."""
+    if _is_disk_full(error):
+        problem = "the disk is full (no space left on device); free some space"
+    else:
+        problem = f"{_error_reason(error)}; fix the problem"
+    intact = (f"the previous snapshot {os.path.join(snapshot_dir, previous[-1])} is intact"
+              if previous else "there is no earlier snapshot")
+    return CheckpointError(f"{snapshot_dir}: cannot save {name}: {problem} and run the same command to resume; "
+                           f"{intact}")
+
+
+def _is_disk_full(error: Exception) -> bool:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = (getattr(error, "message", None) or str(error)).lower()
+    return "no space left" in text or "quota exceeded" in text
+
+
+def _error_reason(error: Exception) -> str:
+    """The informative line of an OSError or of a TensorFlow error (skipping its 'Graph execution' frame)."""
+    text = getattr(error, "message", None) or str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(_TF_ERROR_FRAME)]
+    return (useful or lines or [type(error).__name__])[0]
 
 
 def step_of(prefix: str) -> int | None:
@@ -153,7 +193,7 @@ def _check_shapes(prefix: str, wanted: dict[str, tf.Variable], shapes: dict[str,
                    f"but {model_shape} in the model")
         if is_classifier_variable(name) and not skip_classifier:
             if saved_shape[:-1] == model_shape[:-1]:
-                message += f"; the checkpoint has {saved_shape[-1]} classes, the model {model_shape[-1]}"
+                message += f"; the checkpoint has {saved_shape[-1]} classes, the model {model_shape[-1]} (--num-classes)"
             message += "; use --not-restore-last to train a new classifier"
         else:
             message += " (a different architecture or layout: check --arch, --stride-on)"

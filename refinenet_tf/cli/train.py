@@ -13,8 +13,10 @@ from refinenet_tf.description import ModelDescription, Preprocessing, has_descri
 from refinenet_tf.errors import ConfigError
 from refinenet_tf.models.layers import DEFAULT_BATCH_NORM_DECAY
 from refinenet_tf.models.registry import DEFAULT_ARCH, default_description
+from refinenet_tf.train.distributed import ALL_DEVICES, DEVICES_HELP
 from refinenet_tf.train.multiscale import DEFAULT_SCALES, FUSIONS
 from refinenet_tf.train.optimizer import DECODER_LR_MULT, OPTIMIZERS
+from refinenet_tf.train.precision import PRECISIONS
 from refinenet_tf.train.schedule import SCHEDULES
 from refinenet_tf.train.trainer import LOG_EVERY, TrainConfig, Trainer
 
@@ -62,6 +64,10 @@ def build_parser(multiscale: bool = False) -> argparse.ArgumentParser:
     group.add_argument("--threads", type=int, default=None, help="reader and TensorFlow threads (default: auto)")
     group.add_argument("--class-dict", default=None,
                        help="class_dict.csv with the class names and colours to record with the model")
+    group.add_argument("--devices", default=ALL_DEVICES, help=f"data-parallel training devices: {DEVICES_HELP} "
+                       "(--batch-size is the global batch; see docs/DISTRIBUTED.md)")
+    group.add_argument("--precision", choices=PRECISIONS, default="float32",
+                       help="compute type; variables stay float32, float16 uses loss scaling")
     if multiscale:
         group.add_argument("--grad-update-every", type=int, default=10,
                            help="batches whose gradients are accumulated into one update")
@@ -121,6 +127,7 @@ def config_from_args(args: argparse.Namespace, multiscale: bool = False) -> Trai
         grad_update_every=args.grad_update_every if multiscale else 1,
         scales=args.scales if multiscale else (1.0,),
         fusion=args.fusion if multiscale else "max",
+        devices=args.devices, precision=args.precision,
     )
 
 

@@ -65,12 +65,12 @@ class Pairing:
 
 @dataclass(frozen=True)
 class ConversionOptions:
-    """How masks are converted: ignore label, unknown-colour policy, threads and where progress goes."""
+    """How masks are converted: ignore label, unknown-colour policy, threads and where progress goes (None: nowhere)."""
 
     ignore_label: int = IGNORE_LABEL
     unknown: str = "error"
     workers: int = 1
-    progress: TextIO | None = sys.stderr
+    progress: TextIO | None = field(default_factory=lambda: sys.stderr)
 
 
 # --- pairing -------------------------------------------------------------------------------------------
@@ -123,8 +123,9 @@ def detect_layout(path: str) -> str:
 
 
 def prepare_dataset(path: str, name: str | None = None, lists_dir: str = "dataset", output_dir: str | None = None,
-                    options: ConversionOptions = ConversionOptions()) -> PreparedDataset:
+                    options: ConversionOptions | None = None) -> PreparedDataset:
     """Detect the layout of ``path`` and prepare it with the matching ``prepare_*`` function."""
+    options = options or ConversionOptions()
     layout = detect_layout(path)
     if layout == "class-dict":
         return prepare_class_dict_dataset(path, name, lists_dir, output_dir, options)
@@ -140,12 +141,13 @@ def prepare_dataset(path: str, name: str | None = None, lists_dir: str = "datase
 
 def prepare_class_dict_dataset(root: str, name: str | None = None, lists_dir: str = "dataset",
                                output_dir: str | None = None,
-                               options: ConversionOptions = ConversionOptions()) -> PreparedDataset:
+                               options: ConversionOptions | None = None) -> PreparedDataset:
     """``root/class_dict.csv`` + ``root/{training,validation,testing}/{images,labels}`` (RGB masks).
 
     Masks are converted into ``output_dir`` (default ``root/labels_index``), one subfolder per split.
     A split without labels gets an image-only list.
     """
+    options = options or ConversionOptions()
     table = read_class_table(os.path.join(root, CLASS_DICT))
     output_dir = output_dir or os.path.join(root, "labels_index")
     converter = MaskConverter("rgb", table, options.ignore_label, options.unknown)
@@ -174,7 +176,7 @@ def prepare_class_dict_dataset(root: str, name: str | None = None, lists_dir: st
 
 def prepare_voc_dataset(path: str, name: str = "voc", lists_dir: str = "dataset", masks: str = "auto",
                         output_dir: str | None = None,
-                        options: ConversionOptions = ConversionOptions()) -> PreparedDataset:
+                        options: ConversionOptions | None = None) -> PreparedDataset:
     """PASCAL VOC 2012 (``path`` is VOC2012, VOCdevkit or their parent); lists for the ImageSets splits.
 
     ``masks``: ``class`` converts the palette PNGs of SegmentationClass into SegmentationClassIndex;
@@ -182,6 +184,7 @@ def prepare_voc_dataset(path: str, name: str = "voc", lists_dir: str = "dataset"
     ``train_aug`` (every Aug mask not in val: DeepLab's 10582 training images); ``auto`` picks ``aug``
     when that folder exists.
     """
+    options = options or ConversionOptions()
     voc = _find_voc_root(path)
     if voc is None:
         raise DataError(f"{path}: no VOC2012 folder with ImageSets/Segmentation found")
@@ -225,11 +228,12 @@ def prepare_voc_dataset(path: str, name: str = "voc", lists_dir: str = "dataset"
 
 def prepare_cityscapes_dataset(root: str, name: str = "cityscapes", lists_dir: str = "dataset",
                                output_dir: str | None = None,
-                               options: ConversionOptions = ConversionOptions()) -> PreparedDataset:
+                               options: ConversionOptions | None = None) -> PreparedDataset:
     """Cityscapes fine annotations: labelIds -> train ids in ``output_dir`` (default ``root/gtFine_trainIds``).
 
     The test split's public masks are placeholders, so ``test.txt`` lists images only.
     """
+    options = options or ConversionOptions()
     output_dir = output_dir or os.path.join(root, "gtFine_trainIds")
     _refuse_output_inside_inputs(output_dir, [os.path.join(root, "gtFine"), os.path.join(root, "leftImg8bit")])
     converter = MaskConverter("cityscapes", None, options.ignore_label, options.unknown)
@@ -261,13 +265,14 @@ def prepare_cityscapes_dataset(root: str, name: str = "cityscapes", lists_dir: s
 def prepare_folder_dataset(images_dir: str, masks_dir: str, name: str, lists_dir: str = "dataset",
                            mask_format: str = "auto", table: ClassTable | None = None,
                            output_dir: str | None = None, val_fraction: float = 0.0, seed: int = 1234,
-                           options: ConversionOptions = ConversionOptions()) -> PreparedDataset:
+                           options: ConversionOptions | None = None) -> PreparedDataset:
     """Two folders of images and masks paired by stem -> ``train.txt`` (and ``val.txt`` for ``val_fraction``).
 
     ``mask_format``: ``index`` (used as they are), ``rgb`` (needs ``table``), ``palette``, ``cityscapes``,
     or ``auto`` (grey masks are index masks, palette PNGs palette masks, colour masks rgb).
     Converted masks go to ``output_dir`` (default: ``<masks_dir>_index`` beside the masks folder).
     """
+    options = options or ConversionOptions()
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
     pairing = pair_by_stem(image_files(images_dir), image_files(masks_dir))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -197,9 +196,9 @@ def convert_mask_files(
     jobs: Sequence[tuple[str, str]],
     converter: MaskConverter,
     workers: int = 1,
-    progress: TextIO | None = sys.stderr,
+    progress: TextIO | None = None,
 ) -> ConversionResult:
-    """Convert each ``(source, destination)`` pair; ``workers`` threads; a progress line on ``progress``.
+    """Convert each ``(source, destination)`` pair with ``workers`` threads; a progress line on ``progress``.
 
     Refuses to write over any source. With ``converter.unknown == 'error'``, files holding unknown
     colours are not written and one DataError lists every unknown colour of the whole run at the end.

@@ -91,14 +91,19 @@ def train_dataset(
     repeat: bool = True,
     num_parallel_calls: int = tf.data.AUTOTUNE,
     skip_counter: SkipCounter | None = None,
+    start_example: int = 0,
 ) -> tf.data.Dataset:
     """Batches ``(images float32 [B,h,w,3] preprocessed, labels int32 [B,h,w,1])`` with static shapes.
 
     ``crop_size`` is (h, w). Each example is optionally scaled and mirrored, padded bottom/right to
     the crop size (image with the mean colour, label with ``ignore_label``) and randomly cropped.
-    The same ``seed`` gives the same batches; ``None`` draws a fresh one.
+    The same ``seed`` gives the same batches; ``None`` draws a fresh one. ``start_example`` k starts the
+    stream at its k-th example (a resumed run passes the examples already used): the skipped examples
+    are not decoded, and the rest, augmentation included, are exactly those of a stream started at 0.
     """
     crop_h, crop_w = _check_train_arguments(samples, crop_size, batch_size, min_scale, max_scale, repeat)
+    if start_example < 0:
+        raise ConfigError(f"start_example must not be negative, got {start_example}")
     for sample in samples:
         if sample.mask_path is None:
             raise DataError(f"{sample.origin}: training needs a mask for every image, this line has none")
@@ -125,7 +130,8 @@ def train_dataset(
             image, mask = augment.random_mirror(image, mask, seeds[1])
         return augment.pad_and_random_crop(image, mask, crop_h, crop_w, ignore_label, seeds[2])
 
-    dataset = indices.enumerate().map(prepare, num_parallel_calls=num_parallel_calls, deterministic=True)
+    dataset = indices.enumerate().skip(start_example)
+    dataset = dataset.map(prepare, num_parallel_calls=num_parallel_calls, deterministic=True)
     dataset = _drop_unusable(dataset, on_bad_sample)
     dataset = dataset.map(transform, num_parallel_calls=num_parallel_calls, deterministic=True)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -62,6 +62,7 @@ def conv2d(x: tf.Tensor, name: str, filters: int, kernel_size: int, options: Lay
         weights = v1.get_variable(
             "weights", [kernel_size, kernel_size, in_channels, filters],
             initializer=initializer or default_conv_initializer())
+        x = tf.cast(x, weights.dtype)  # mixed precision: computes in the (cast) kernel's type; no-op otherwise
         if _needs_explicit_pad(kernel_size, stride, options):
             x = _pad_symmetric(x, kernel_size)
             padding = "VALID"
@@ -82,6 +83,7 @@ def depthwise_conv2d(x: tf.Tensor, name: str, kernel_size: int, options: LayerOp
             "weights", [kernel_size, kernel_size, channels, 1],
             # each output sees k*k inputs; variance scaling's 'fan_in' would count k*k*C for this shape
             initializer=v1.variance_scaling_initializer(2.0, "fan_out", "truncated_normal"))
+        x = tf.cast(x, weights.dtype)
         if _needs_explicit_pad(kernel_size, stride, options):
             x = _pad_symmetric(x, kernel_size)
             padding = "VALID"
@@ -137,4 +139,6 @@ def spatial_size(x: tf.Tensor):
 
 def upsample_like(x: tf.Tensor, reference: tf.Tensor) -> tf.Tensor:
     """Bilinear resize of ``x`` to ``reference``'s height and width with aligned corners (as the PyTorch code)."""
-    return tf.raw_ops.ResizeBilinear(images=x, size=spatial_size(reference), align_corners=True, half_pixel_centers=False)
+    resized = tf.raw_ops.ResizeBilinear(images=x, size=spatial_size(reference), align_corners=True,
+                                        half_pixel_centers=False)
+    return tf.cast(resized, x.dtype)  # ResizeBilinear always returns float32

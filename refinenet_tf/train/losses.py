@@ -30,8 +30,11 @@ def pixel_cross_entropy(logits: tf.Tensor, labels: tf.Tensor, num_classes: int) 
 
 
 def is_conv_weight(variable: tf.Variable) -> bool:
-    """True for convolution kernels (scope/``weights``), the only variables that get weight decay."""
-    return variable.op.name.endswith("/weights")
+    """True for convolution kernels (scope/``weights``), the only variables that get weight decay.
+
+    Reads ``variable.name``, which (unlike ``variable.op.name``) is the same on every replica of a
+    distribution strategy."""
+    return variable.name.rsplit(":", 1)[0].endswith("/weights")
 
 
 def weight_decay_loss(variables: Sequence[tf.Variable], weight_decay: float) -> tf.Tensor:

@@ -53,15 +53,19 @@ def make_optimizer(name: str, learning_rate, momentum: float) -> v1.train.Optimi
 def build_train_ops(loss: tf.Tensor, variables: Sequence[tf.Variable], learning_rate: tf.Tensor,
                     momentum: float, global_step: tf.Variable, decoder_lr_mult: float = DECODER_LR_MULT,
                     accumulate_steps: int = 1, update_ops: Sequence[tf.Operation] = (),
-                    optimizer: str = "momentum") -> TrainOps:
-    """Ops that minimise ``loss`` over ``variables``; gradients averaged over ``accumulate_steps`` batches."""
+                    optimizer: str = "momentum", loss_scale: float = 1.0) -> TrainOps:
+    """Ops that minimise ``loss`` over ``variables``; gradients averaged over ``accumulate_steps`` batches.
+
+    ``loss_scale`` multiplies the loss before differentiation and divides the gradients after (float16).
+    Under a distribution strategy, call it on every replica: ``apply`` sums the replicas' gradients.
+    """
     if accumulate_steps < 1:
         raise ConfigError(f"gradients must be accumulated over at least 1 step, got {accumulate_steps}")
     variables = list(variables)
     with tf.control_dependencies(list(update_ops)):
-        gradients = tf.gradients(loss, variables)
-    pairs = [(gradient, variable) for gradient, variable in zip(gradients, variables, strict=True)
-             if gradient is not None]
+        gradients = tf.gradients(loss * loss_scale if loss_scale != 1.0 else loss, variables)
+    pairs = [(gradient if loss_scale == 1.0 else gradient / loss_scale, variable)
+             for gradient, variable in zip(gradients, variables, strict=True) if gradient is not None]
     accumulate, accumulators = None, []
     sources = [gradient for gradient, _ in pairs]
     if accumulate_steps > 1:
@@ -73,7 +77,8 @@ def build_train_ops(loss: tf.Tensor, variables: Sequence[tf.Variable], learning_
 
     groups: dict[float, list] = {}
     for source, (_, variable) in zip(sources, pairs, strict=True):
-        groups.setdefault(learning_rate_multiplier(variable.op.name, decoder_lr_mult), []).append((source, variable))
+        groups.setdefault(learning_rate_multiplier(variable_name(variable), decoder_lr_mult), []).append(
+            (source, variable))
     optimizers, updates = [], []
     for factor, grads_and_vars in sorted(groups.items()):
         group_optimizer = make_optimizer(optimizer, learning_rate * factor, momentum)
@@ -86,11 +91,20 @@ def build_train_ops(loss: tf.Tensor, variables: Sequence[tf.Variable], learning_
     return TrainOps(accumulate, apply, _reset_slots(optimizers), accumulate_steps)
 
 
+def variable_name(variable: tf.Variable) -> str:
+    """The variable's name without ``:0``; the same on every replica of a distribution strategy
+    (where ``variable.op.name`` names the replica's own copy)."""
+    return variable.name.rsplit(":", 1)[0]
+
+
 def _accumulator(variable: tf.Variable) -> tf.Variable:
-    """A zero-initialised local variable (not saved in snapshots) shaped like ``variable``."""
-    return v1.get_variable(f"gradient_accumulators/{variable.op.name}", shape=variable.shape,
+    """A zero-initialised local variable (not saved in snapshots) shaped like ``variable``; under a
+    distribution strategy each replica sums into its own copy (on-read synchronisation)."""
+    return v1.get_variable(f"gradient_accumulators/{variable_name(variable)}", shape=variable.shape,
                            dtype=variable.dtype.base_dtype, initializer=v1.zeros_initializer(),
-                           trainable=False, collections=[v1.GraphKeys.LOCAL_VARIABLES])
+                           trainable=False, collections=[v1.GraphKeys.LOCAL_VARIABLES],
+                           synchronization=tf.VariableSynchronization.ON_READ,
+                           aggregation=tf.VariableAggregation.SUM)
 
 
 def _reset_slots(optimizers) -> tf.Operation:

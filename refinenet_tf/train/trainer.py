@@ -27,9 +27,12 @@ from refinenet_tf.description import ModelDescription, has_description, load_des
 from refinenet_tf.errors import ConfigError, DescriptionError, TrainingError
 from refinenet_tf.models.layers import DEFAULT_BATCH_NORM_DECAY
 from refinenet_tf.models.registry import build_model
+from refinenet_tf.train import distributed
 from refinenet_tf.train.losses import pixel_cross_entropy, weight_decay_loss
+from refinenet_tf.train.memory import check_fits_in_memory
 from refinenet_tf.train.multiscale import FUSIONS, MultiScaleLogits, multiscale_logits, multiscale_loss
 from refinenet_tf.train.optimizer import DECODER_LR_MULT, build_train_ops
+from refinenet_tf.train.precision import check_precision, loss_scale, model_precision
 from refinenet_tf.train.schedule import make_schedule
 from refinenet_tf.train.summaries import comparison_summary
 
@@ -74,6 +77,8 @@ class TrainConfig:
     grad_update_every: int = 1  # batches whose gradients make one update
     scales: tuple[float, ...] = (1.0,)  # more than one: multi-scale training
     fusion: str = "max"
+    devices: str = distributed.ALL_DEVICES  # --devices; with TF_CONFIG set, several machines
+    precision: str = "float32"  # compute type: float32, float16 or bfloat16 (variables stay float32)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "num_steps", "save_pred_every", "log_every", "grad_update_every"):
@@ -89,6 +94,7 @@ class TrainConfig:
             raise ConfigError(f"--threads must be at least 1, got {self.threads}")
         self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
         self.scales = tuple(float(scale) for scale in self.scales)
+        check_precision(self.precision)
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,7 @@ class _GraphParts:
     saver_variables: list
     saver: v1.train.Saver
     initialise: tf.Operation
+    sync_replicas: tf.Operation | None = None  # after a restore, gives every replica the restored values
 
 
 StepCallback = Callable[[int, float], None]
@@ -133,8 +140,11 @@ class Trainer:
             checkpoints.resolve_checkpoint(config.restore_from)
         self.graph = tf.Graph()
         with self.graph.as_default():
+            self._placement = distributed.make_placement(config.devices, self._session_config())
+            distributed.check_batch_size(config.batch_size, self._placement.replicas)
             self._parts = self._build()
         self.graph.finalize()
+        check_fits_in_memory(self.graph, config.input_size, config.batch_size)
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Ask the loop to save a snapshot and stop after the current step (thread- and signal-safe)."""
@@ -143,7 +153,9 @@ class Trainer:
     def run(self, on_step: StepCallback | None = None) -> TrainResult:
         """Train until ``num_steps`` updates or a stop request; ``on_step(step, loss)`` after every update."""
         config, parts = self.config, self._parts
-        with v1.Session(graph=self.graph, config=self._session_config()) as session, self._stop_on_signals():
+        placement = self._placement
+        with v1.Session(placement.target, graph=self.graph, config=placement.session_config) as session, \
+                self._stop_on_signals():
             step = self._initialise(session)
             writer = v1.summary.FileWriter(config.snapshot_dir)
             last_snapshot, loss = self._resume_from, None
@@ -168,7 +180,7 @@ class Trainer:
                         _LOG.info(progress.line(step, loss, self.schedule.rate_at(step - 1)))
                     if on_step is not None:
                         on_step(step, loss)
-                    if snapshot_due or self._stop_reason:
+                    if (snapshot_due or self._stop_reason) and placement.is_chief:
                         last_snapshot = checkpoints.save_snapshot(parts.saver, session, config.snapshot_dir, step,
                                                                   config.description)
                         _LOG.info("saved %s", last_snapshot)
@@ -192,41 +204,60 @@ class Trainer:
             description.ignore_label, random_scale=config.random_scale, random_mirror=config.random_mirror,
             min_scale=config.min_scale, max_scale=config.max_scale, seed=config.random_seed,
             on_bad_sample=config.on_bad_sample, num_parallel_calls=config.threads or tf.data.AUTOTUNE,
-            skip_counter=self.skipped)
-        iterator = v1.data.make_initializable_iterator(dataset)
-        images, labels = iterator.get_next()
-        global_step = v1.train.get_or_create_global_step()
-        logits, loss = self._model_and_loss(images, labels)
-        model_variables = [variable for variable in v1.global_variables() if variable is not global_step]
-        trainable = v1.trainable_variables()
-        loss = loss + weight_decay_loss(trainable, config.weight_decay)
-        learning_rate = self.schedule.rate(global_step)
-        update_ops = v1.get_collection(v1.GraphKeys.UPDATE_OPS) if config.train_batch_norm else []
-        train_ops = build_train_ops(loss, trainable, learning_rate, config.momentum, global_step,
-                                    config.decoder_lr_mult, config.grad_update_every, update_ops,
-                                    optimizer=config.optimizer)
-        scalar_summary = v1.summary.merge([v1.summary.scalar("loss", loss),
-                                           v1.summary.scalar("learning_rate", learning_rate)])
-        count = min(config.save_num_images, config.batch_size)
-        image_summary = comparison_summary(images, labels, logits, description, count) if count else None
-        saver_variables = v1.global_variables()  # model, global step and momentum: a resumed run continues exactly
-        saver = v1.train.Saver(var_list=saver_variables, max_to_keep=None, save_relative_paths=True)
-        initialise = tf.group(v1.global_variables_initializer(), v1.local_variables_initializer(),
-                              iterator.initializer)
-        return _GraphParts(global_step, loss, learning_rate, train_ops, scalar_summary,
-                           image_summary, model_variables, saver_variables, saver, initialise)
+            skip_counter=self.skipped, start_example=self._examples_already_used())
+        placement = self._placement
+        with distributed.strategy_scope(placement):
+            global_step = v1.train.get_or_create_global_step()
+            learning_rate = self.schedule.rate(global_step)
+
+            def replica_step(images, labels, loss_factor):
+                collect_update_ops = distributed.collect_new(v1.GraphKeys.UPDATE_OPS)
+                logits, loss = self._model_and_loss(images, labels)
+                trainable = v1.trainable_variables()
+                loss = loss + weight_decay_loss(trainable, config.weight_decay)
+                update_ops = collect_update_ops() if config.train_batch_norm else []
+                train_ops = build_train_ops(loss * loss_factor if loss_factor != 1.0 else loss, trainable,
+                                            learning_rate, config.momentum, global_step, config.decoder_lr_mult,
+                                            config.grad_update_every, update_ops, optimizer=config.optimizer,
+                                            loss_scale=loss_scale(config.precision))
+                return logits, loss, train_ops
+
+            step = distributed.replicate(placement, dataset, replica_step)
+            model_variables = [variable for variable in v1.global_variables() if variable is not global_step]
+            scalar_summary = v1.summary.merge([v1.summary.scalar("loss", step.loss),
+                                               v1.summary.scalar("learning_rate", learning_rate)])
+            count = min(config.save_num_images, config.batch_size // placement.replicas)
+            image_summary = (comparison_summary(step.images, step.labels, step.logits, description, count)
+                             if count else None)
+            saver_variables = v1.global_variables()  # model, global step and momentum: a resume continues exactly
+            saver = v1.train.Saver(var_list=saver_variables, max_to_keep=None, save_relative_paths=True)
+            initialise = tf.group(v1.global_variables_initializer(), v1.local_variables_initializer(),
+                                  step.input_initializer)
+            sync_replicas = distributed.copy_first_to_all(placement, saver_variables)
+        return _GraphParts(global_step, step.loss, learning_rate, step.train_ops, scalar_summary,
+                           image_summary, model_variables, saver_variables, saver, initialise, sync_replicas)
+
+    def _examples_already_used(self) -> int:
+        """Examples the snapshot being resumed has trained on: the data stream continues after them."""
+        step = checkpoints.step_of(self._resume_from) if self._resume_from else None
+        return (step or 0) * self.config.batch_size * self.config.grad_update_every
 
     def _model_and_loss(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         config, description = self.config, self.config.description
         if config.scales == (1.0,):
-            logits = build_model(images, description, is_training=config.dropout,
-                                 train_batch_norm=config.train_batch_norm,
-                                 batch_norm_decay=config.batch_norm_decay).logits
+            with model_precision(config.precision):
+                logits = build_model(images, description, is_training=config.dropout,
+                                     train_batch_norm=config.train_batch_norm,
+                                     batch_norm_decay=config.batch_norm_decay).logits
+            logits = tf.cast(logits, tf.float32)
             return logits, pixel_cross_entropy(logits, labels, description.num_classes)
-        outputs: MultiScaleLogits = multiscale_logits(images, description, config.scales, config.fusion,
-                                                      is_training=config.dropout,
-                                                      train_batch_norm=config.train_batch_norm,
-                                                      batch_norm_decay=config.batch_norm_decay)
+        with model_precision(config.precision):
+            outputs: MultiScaleLogits = multiscale_logits(images, description, config.scales, config.fusion,
+                                                          is_training=config.dropout,
+                                                          train_batch_norm=config.train_batch_norm,
+                                                          batch_norm_decay=config.batch_norm_decay)
+        outputs = MultiScaleLogits(tf.cast(outputs.fused, tf.float32),
+                                   tuple(tf.cast(logits, tf.float32) for logits in outputs.per_scale))
         return outputs.fused, multiscale_loss(outputs, labels, description.num_classes)
 
     # --- session ----------------------------------------------------------------------------------------
@@ -240,18 +271,24 @@ class Trainer:
         config, parts = self.config, self._parts
         session.run(parts.initialise)
         if self._resume_from:
-            checkpoints.restore(session, self._resume_from, parts.saver_variables)
+            self._restore(session, self._resume_from, parts.saver_variables)
             step = int(session.run(parts.global_step))
             _LOG.info("resuming from %s at step %d", self._resume_from, step)
             if config.restore_from:
                 _LOG.info("--restore-from %s is not used when resuming", config.restore_from)
             return step
         if config.restore_from:
-            checkpoints.restore(session, config.restore_from, parts.model_variables,
-                                skip_classifier=config.not_restore_last)
+            self._restore(session, config.restore_from, parts.model_variables, skip_classifier=config.not_restore_last)
         else:
             _LOG.warning("no --restore-from: every weight starts from random initialisation")
         return 0
+
+    def _restore(self, session: v1.Session, path: str, variables: list, skip_classifier: bool = False) -> None:
+        """Restore into the first replica's copies, then copy them to the other replicas."""
+        checkpoints.restore(session, path, distributed.first_copies(self._placement, variables),
+                            skip_classifier=skip_classifier)
+        if self._parts.sync_replicas is not None:
+            session.run(self._parts.sync_replicas)
 
     def _train_step(self, session: v1.Session, want_scalars: bool, want_images: bool) -> tuple[float, list]:
         """One update (over ``grad_update_every`` batches); (mean loss, serialized summaries)."""

@@ -1,0 +1,341 @@
+"""``RefineNet``: train, segment, evaluate and export a model from Python in a few calls.
+
+It is a thin layer over the functions the commands use (:class:`~refinenet_tf.train.trainer.Trainer`,
+:class:`~refinenet_tf.evaluate.predict.Predictor`, :func:`~refinenet_tf.evaluate.evaluator.evaluate`,
+:func:`~refinenet_tf.export.export_model`); every instance keeps its own graphs and sessions, so
+several models can live in one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from refinenet_tf import checkpoints
+from refinenet_tf.description import ModelDescription, has_description, load_description
+from refinenet_tf.errors import CheckpointError, ConfigError, DataError
+from refinenet_tf.models.registry import ARCHITECTURES, default_description
+
+if TYPE_CHECKING:
+    from refinenet_tf.data.class_table import ClassTable
+    from refinenet_tf.train.trainer import TrainResult
+
+MODEL_TYPES = ("refinenet", "lightweight")
+BACKBONES = ("resnet", "mobilenetv2")
+NUM_LAYERS = (50, 101, 152)
+DEFAULTS = {"model_type": "refinenet", "backbone": "resnet", "num_layers": 101, "num_classes": 21}
+TRAIN_SPLITS = ("train_aug", "train", "trainval")  # the first a prepared data set has is used
+EVAL_SPLITS = ("val", "test")
+LISTS_FOLDER = "lists"
+# TrainConfig fields that RefineNet.train sets itself
+_MANAGED_TRAIN_FIELDS = ("description", "data_dir", "data_list", "snapshot_dir")
+
+
+def arch_name(model_type: str, backbone: str, num_layers: int | None) -> str:
+    """The registry name for a (model_type, backbone, num_layers) choice, checked (ConfigError)."""
+    _check_choice("model_type", model_type, MODEL_TYPES)
+    _check_choice("backbone", backbone, BACKBONES)
+    if backbone == "resnet":
+        _check_choice("num_layers", num_layers, NUM_LAYERS)
+    for name, spec in ARCHITECTURES.items():
+        if (spec.decoder, spec.backbone) == (model_type, backbone) and (backbone != "resnet" or spec.depth == num_layers):
+            return name
+    supported = ", ".join(f"{spec.decoder}+{spec.backbone}" for spec in ARCHITECTURES.values() if spec.depth in (None, 50))
+    raise ConfigError(f"model_type={model_type!r} with backbone={backbone!r} is not available; "
+                      f"available combinations: {supported}")
+
+
+class RefineNet:
+    """A RefineNet model: ``train`` it, ``deploy`` it on images, ``eval`` it on a data set, ``export`` it.
+
+    ``model`` is a checkpoint (file or folder) to load, or the folder where training writes snapshots.
+    When it holds a model description (model.json) that description is used, and any of
+    ``model_type``, ``num_layers``, ``backbone`` and ``num_classes`` given here must agree with it.
+    Otherwise they choose the architecture (default: full RefineNet, ResNet-101, 21 classes; a data set
+    with a class table sets the class count when ``num_classes`` is not given).
+    """
+
+    def __init__(self, model_type: str | None = None, num_layers: int | None = None, backbone: str | None = None,
+                 num_classes: int | None = None, model: str | None = None, threads: int | None = None):
+        if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
+            raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
+        if backbone == "mobilenetv2" and num_layers is not None:
+            raise ConfigError(f"num_layers={num_layers!r} applies to backbone='resnet' only, not 'mobilenetv2'")
+        self._given = {"model_type": model_type, "backbone": backbone, "num_layers": num_layers,
+                       "num_classes": num_classes}
+        chosen = {key: value if value is not None else DEFAULTS[key] for key, value in self._given.items()}
+        self._arch = arch_name(chosen["model_type"], chosen["backbone"], chosen["num_layers"])
+        self.model = model
+        self.threads = threads
+        self.checkpoint: str | None = None
+        self._description: ModelDescription | None = None
+        self._described = model is not None and has_description(model)  # the description is fixed by model.json
+        self._predictors: dict = {}
+        self._prepared: dict[tuple, _Data] = {}  # data set folders already converted, by (folder, split, purpose)
+        if self._described:
+            self._description = load_description(model)
+            self._check_against(self._description, f"the model description of {model}")
+        if model is not None and _holds_checkpoint(model):
+            self.checkpoint = checkpoints.resolve_checkpoint(model)
+
+    # --- the model ----------------------------------------------------------------------------------------
+
+    @property
+    def description(self) -> ModelDescription:
+        """The model description: the checkpoint's, or the one built from the constructor's arguments."""
+        if self._description is None:
+            self._description = default_description(self._arch, self._given["num_classes"] or DEFAULTS["num_classes"])
+        return self._description
+
+    def __repr__(self) -> str:
+        description = self.description
+        return (f"RefineNet(arch={description.arch!r}, num_classes={description.num_classes}, "
+                f"checkpoint={self.checkpoint!r})")
+
+    # --- train --------------------------------------------------------------------------------------------
+
+    def train(self, dataset: str, data_dir: str | None = None, split: str | None = None,
+              snapshot_dir: str | None = None, on_step: Callable[[int, float], None] | None = None,
+              **settings) -> TrainResult:
+        """Train on ``dataset`` and return the :class:`~refinenet_tf.train.trainer.TrainResult`.
+
+        ``dataset`` is a list file (paths relative to ``data_dir``, default the list's folder) or a data
+        set folder (class_dict, VOC, Cityscapes or images/+labels/ layout; its lists are written to
+        ``<dataset>/lists``, ``split`` picks one, default train_aug, train or trainval). Snapshots go to
+        ``snapshot_dir`` (default: ``model`` when it is a folder, else ./snapshots/); a run continues the
+        snapshots already there. Training starts from the model's checkpoint when it has one, unless
+        ``restore_from`` is given. ``settings`` are any other :class:`TrainConfig` fields, e.g.
+        ``learning_rate``, ``num_steps``, ``batch_size``, ``input_size``, ``optimizer``, ``random_mirror``.
+        ``on_step(step, loss)`` is called after every update.
+        """
+        from refinenet_tf.cli.common import SNAPSHOT_DIR
+        from refinenet_tf.train.trainer import TrainConfig, Trainer
+
+        allowed = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _MANAGED_TRAIN_FIELDS]
+        unknown = sorted(set(settings) - set(allowed))
+        if unknown:
+            raise ConfigError(f"train() got unknown argument {unknown[0]!r}; allowed: dataset, data_dir, split, "
+                              f"snapshot_dir, on_step, {', '.join(allowed)}")
+        data = self._dataset(dataset, data_dir, split, TRAIN_SPLITS, "train")
+        description = self._description_for(data.table, dataset)
+        if snapshot_dir is None:
+            snapshot_dir = self._default_snapshot_dir() or SNAPSHOT_DIR
+        if "restore_from" not in settings and self.checkpoint is not None and \
+                os.path.realpath(os.path.dirname(self.checkpoint)) != os.path.realpath(snapshot_dir):
+            settings["restore_from"] = self.checkpoint
+        settings.setdefault("threads", self.threads)
+        config = TrainConfig(description=description, data_dir=data.data_dir, data_list=data.list_path,
+                             snapshot_dir=snapshot_dir, **settings)
+        result = Trainer(config).run(on_step)
+        self._description, self._described = description, True
+        if result.snapshot is not None:
+            self.checkpoint = result.snapshot
+            self._close_predictors()
+        return result
+
+    # --- deploy -------------------------------------------------------------------------------------------
+
+    def deploy(self, image=None, image_file: str | None = None, output_file: str | None = None,
+               scales: Sequence[float] = (1.0,), fusion: str = "max", flip: bool = False) -> np.ndarray:
+        """Segment one image: ``image`` (HxWx3 uint8 RGB array or PIL image) or ``image_file``.
+
+        Returns the HxW int32 class-index mask; ``output_file`` also receives it painted in the model's
+        class colours (PNG). ``scales``, ``fusion`` and ``flip`` select multi-scale / mirrored prediction.
+        """
+        from PIL import Image
+
+        from refinenet_tf.palette import colourise
+
+        if (image is None) == (image_file is None):
+            raise ConfigError("deploy() needs exactly one of image= (array or PIL image) and image_file=")
+        from refinenet_tf.data.images import load_image
+
+        rgb = load_image(image_file) if image_file is not None else _as_rgb(image)
+        labels = self._predictor(tuple(scales), fusion, flip).predict(rgb).labels
+        if output_file is not None:
+            try:
+                Image.fromarray(colourise(labels, self.description.palette())).save(output_file)
+            except (OSError, ValueError) as error:
+                raise ConfigError(f"{output_file}: cannot write the mask ({error})") from None
+        return labels
+
+    # --- eval ---------------------------------------------------------------------------------------------
+
+    def eval(self, dataset: str, output_file: str | None = None, data_dir: str | None = None,
+             split: str | None = None, scales: Sequence[float] = (1.0,), fusion: str = "max", flip: bool = False,
+             save_dir: str | None = None) -> dict:
+        """Score the model on a labelled ``dataset`` (as in :meth:`train`; default split val, then test).
+
+        Returns the results dict (per-class and mean IoU, accuracies, confusion matrix), also written
+        to ``output_file`` as JSON when given; ``save_dir`` receives the predicted masks.
+        """
+        from refinenet_tf.data.listfile import read_list_file
+        from refinenet_tf.evaluate.evaluator import evaluate
+        from refinenet_tf.evaluate.predict import PredictOptions
+        from refinenet_tf.evaluate.report import results_dict, write_results_json
+
+        checkpoint = self._require_checkpoint("eval")
+        data = self._dataset(dataset, data_dir, split, EVAL_SPLITS, "eval")
+        options = PredictOptions(tuple(scales), fusion, flip)
+        samples = read_list_file(data.data_dir, data.list_path)
+        result = evaluate(checkpoint, samples, self.description, options, save_dir=save_dir, threads=self.threads)
+        metadata = {"checkpoint": result.checkpoint, "data_list": data.list_path, "images": result.images,
+                    "skipped": result.skipped, "scales": list(options.scales), "fusion": fusion, "flip": flip}
+        results = results_dict(result.plain, self.description.names(), metadata)
+        if output_file is not None:
+            write_results_json(output_file, results)
+        return results
+
+    # --- export -------------------------------------------------------------------------------------------
+
+    def export(self, output_dir: str, format: str = "saved_model", input_size: tuple[int, int] | None = None) -> str:
+        """Export the checkpoint (see :mod:`refinenet_tf.export`); returns the exported model's path."""
+        from refinenet_tf.export import export_model
+
+        return export_model(self._require_checkpoint("export"), output_dir, format, self.description, input_size)
+
+    # --- resources ----------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the prediction sessions (they are reopened when needed)."""
+        self._close_predictors()
+
+    def __enter__(self) -> RefineNet:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # --- helpers ------------------------------------------------------------------------------------------
+
+    def _check_against(self, saved: ModelDescription, source: str) -> None:
+        """Refuse constructor arguments that contradict a saved description, naming both values."""
+        spec = ARCHITECTURES[saved.arch]
+        saved_values = {"model_type": spec.decoder, "backbone": spec.backbone, "num_layers": spec.depth,
+                        "num_classes": saved.num_classes}
+        for name, given in self._given.items():
+            if given is not None and given != saved_values[name]:
+                raise ConfigError(f"{name}={given!r} disagrees with {source} ({saved.arch}, {saved.num_classes} "
+                                  f"classes: {name}={saved_values[name]!r}); drop the argument or use another model")
+
+    def _description_for(self, table: ClassTable | None, dataset: str) -> ModelDescription:
+        """The description to train: the checkpoint's, or a new one taking names and class count from ``table``."""
+        if self._described or self._given["num_classes"] is not None or table is None:
+            description = self.description
+            if table is not None and table.num_classes != description.num_classes:
+                raise ConfigError(f"{dataset}: the data set has {table.num_classes} classes but the model "
+                                  f"{description.num_classes} (num_classes)")
+        else:
+            description = default_description(self._arch, table.num_classes)
+        if table is not None and description.class_names is None:
+            description = description.replace(class_names=list(table.names),
+                                              colours=[list(colour) for colour in table.colours])
+        return description
+
+    def _dataset(self, dataset: str, data_dir: str | None, split: str | None, preferred: Sequence[str],
+                 purpose: str) -> _Data:
+        """:func:`_resolve_dataset`, converting a data set folder only once per instance."""
+        key = (os.path.realpath(dataset), data_dir, split, purpose)
+        if key not in self._prepared or not os.path.isdir(dataset):
+            self._prepared[key] = _resolve_dataset(dataset, data_dir, split, preferred, purpose)
+        return self._prepared[key]
+
+    def _default_snapshot_dir(self) -> str | None:
+        """``model`` when it is a new folder or a folder of this model's snapshots (to resume), else None."""
+        if self.model is None:
+            return None
+        if not _holds_checkpoint(self.model):
+            return self.model
+        return self.model if os.path.isdir(self.model) and self._described else None
+
+    def _require_checkpoint(self, action: str) -> str:
+        if self.checkpoint is None:
+            where = f"{self.model} holds no checkpoint" if self.model is not None else "no model= was given"
+            raise ConfigError(f"{action}() needs trained weights: {where}; call train() first or pass model=")
+        return self.checkpoint
+
+    def _predictor(self, scales: tuple[float, ...], fusion: str, flip: bool):
+        from refinenet_tf.evaluate.predict import PredictOptions, Predictor
+
+        options = PredictOptions(tuple(float(scale) for scale in scales), fusion, flip)
+        if options not in self._predictors:
+            self._predictors[options] = Predictor(self._require_checkpoint("deploy"), self.description, options,
+                                                  threads=self.threads)
+        return self._predictors[options]
+
+    def _close_predictors(self) -> None:
+        for predictor in self._predictors.values():
+            predictor.close()
+        self._predictors.clear()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Data:
+    """A list file, the folder its paths are relative to, and the data set's class table if known."""
+
+    list_path: str
+    data_dir: str
+    table: ClassTable | None
+
+
+def _resolve_dataset(dataset: str, data_dir: str | None, split: str | None, preferred: Sequence[str],
+                     purpose: str) -> _Data:
+    """A list file as is, or a data set folder prepared into ``<folder>/lists`` and one of its splits."""
+    from refinenet_tf.data.class_table import FILE_NAME as CLASS_DICT
+    from refinenet_tf.data.class_table import read_class_table
+    from refinenet_tf.data.layouts import prepare_dataset
+
+    if not isinstance(dataset, (str, os.PathLike)):
+        raise ConfigError(f"dataset must be a path (list file or data set folder), got {type(dataset).__name__}")
+    dataset = os.fspath(dataset)
+    if os.path.isfile(dataset):
+        if split is not None:
+            raise ConfigError(f"split={split!r} applies to data set folders; {dataset} is a list file")
+        table_path = os.path.join(os.path.dirname(os.path.abspath(dataset)), CLASS_DICT)
+        table = read_class_table(table_path) if os.path.isfile(table_path) else None
+        return _Data(dataset, data_dir if data_dir is not None else os.path.dirname(os.path.abspath(dataset)), table)
+    if not os.path.isdir(dataset):
+        raise DataError(f"{dataset}: dataset not found (expected a list file or a data set folder)")
+    if data_dir is not None:
+        raise ConfigError(f"data_dir applies to list files; {dataset} is a data set folder")
+    prepared = prepare_dataset(dataset, lists_dir=os.path.join(dataset, LISTS_FOLDER))
+    if split is None:
+        split = next((name for name in preferred if name in prepared.lists), None)
+        if split is None:
+            raise DataError(f"{dataset}: no split for {purpose} (looked for {', '.join(preferred)}; "
+                            f"found {', '.join(prepared.lists)}); pass split=")
+    elif split not in prepared.lists:
+        raise ConfigError(f"split={split!r} is not in {dataset}; choose one of: {', '.join(prepared.lists)}")
+    return _Data(prepared.lists[split], prepared.data_dir, prepared.table)
+
+
+def _check_choice(name: str, value, allowed: Sequence) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(repr(choice) for choice in allowed)}; got {value!r}")
+
+
+def _holds_checkpoint(path: str) -> bool:
+    """True when ``path`` is a checkpoint prefix or file, or a folder with a checkpoint state file."""
+    try:
+        checkpoints.resolve_checkpoint(path)
+    except CheckpointError:
+        return False
+    return True
+
+
+def _as_rgb(image) -> np.ndarray:
+    """A PIL image or an array as a uint8 HxWx3 RGB array."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise DataError(f"image must be a uint8 HxWx3 RGB array or a PIL image, got {array.dtype} {array.shape}")
+    return array

@@ -1,0 +1,225 @@
+"""The built-in demo: procedural scenes -> mask conversion -> training -> held-out evaluation -> pictures.
+
+Everything is written under one output folder:
+
+* ``data/``: the generated scenes (``training|validation/{images,labels}``, colour masks, ``class_dict.csv``)
+  and ``data/labels_index/``, the masks converted to class indices;
+* ``dataset/synthetic/{train,val}.txt``: DeepLab list files (``--data-dir`` is ``data/``);
+* ``snapshots/``: checkpoints and ``model.json`` (an interrupted demo resumes from here when run again);
+* ``predictions/``: ``<stem>.png`` index and ``<stem>_colour.png`` predictions of the validation images;
+* ``results.json``: scores and confusion matrix; ``comparison.png``: image | ground truth | prediction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from refinenet_tf.data.layouts import ConversionOptions, prepare_class_dict_dataset
+from refinenet_tf.data.listfile import Sample, read_list_file
+from refinenet_tf.data.synthetic import make_synthetic_dataset
+from refinenet_tf.description import ModelDescription
+from refinenet_tf.errors import ConfigError
+from refinenet_tf.evaluate.outputs import image_stem
+from refinenet_tf.evaluate.predict import SINGLE_SCALE
+from refinenet_tf.palette import colourise
+
+ARCH = "lw-refinenet-mobilenetv2"
+DATASET_NAME = "synthetic"
+DEFAULT_OUTPUT_DIR = "demo_output"
+SEED = 1234
+COMPARISON_FILE = "comparison.png"
+RESULTS_FILE = "results.json"
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Data set size and training recipe of one demo run (the defaults are the measured full demo)."""
+
+    steps: int = 1000
+    seed: int = SEED
+    threads: int | None = None
+    num_train: int = 400
+    num_val: int = 50
+    image_size: tuple[int, int] = (128, 128)
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    comparison_rows: int = 4
+
+    @classmethod
+    def full(cls, seed: int = SEED, threads: int | None = None, steps: int | None = None) -> DemoSettings:
+        """The measured full demo (held-out mIoU above 0.85)."""
+        return cls(steps=cls.steps if steps is None else steps, seed=seed, threads=threads)
+
+    @classmethod
+    def quick(cls, seed: int = SEED, threads: int | None = None, steps: int | None = None) -> DemoSettings:
+        """A few seconds' worth: tiny images, few steps (for tests; the scores mean nothing)."""
+        return cls(steps=4 if steps is None else steps, seed=seed, threads=threads, num_train=8, num_val=5, image_size=(64, 64),
+                   batch_size=2, comparison_rows=3)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ConfigError(f"--steps must be at least 1, got {self.steps}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {self.threads}")
+        if self.num_val < 1 or self.comparison_rows < 1:
+            raise ConfigError("the demo needs at least one validation image and one comparison row")
+
+
+def run_demo(output_dir: str = DEFAULT_OUTPUT_DIR, steps: int | None = None, seed: int = SEED,
+             threads: int | None = None, quick: bool = False, publish_picture: str | None = None,
+             stream: TextIO | None = None) -> dict:
+    """Run the demo (``quick``: the tiny test version) under ``output_dir``; returns the results dict.
+
+    ``steps`` overrides the number of training steps; ``publish_picture`` also copies comparison.png there.
+    """
+    settings = DemoSettings.quick(seed, threads, steps) if quick else DemoSettings.full(seed, threads, steps)
+    return run_demo_with(output_dir, settings, publish_picture, stream)
+
+
+def run_demo_with(output_dir: str, settings: DemoSettings, publish_picture: str | None = None,
+                  stream: TextIO | None = None) -> dict:
+    """Run the whole demo with any recipe; results also go to results.json, the report to ``stream`` (stdout)."""
+    from refinenet_tf.evaluate.evaluator import evaluate
+    from refinenet_tf.evaluate.report import format_results, results_dict, write_results_json
+    from refinenet_tf.models.registry import default_description
+    from refinenet_tf.train.trainer import TrainConfig, Trainer
+
+    stream = stream or sys.stdout
+    paths = DemoPaths(output_dir)
+    _LOG.info("generating %d training and %d validation scenes in %s", settings.num_train, settings.num_val,
+              paths.data)
+    make_synthetic_dataset(paths.data, settings.num_train, settings.num_val, settings.image_size, settings.seed)
+    prepared = prepare_class_dict_dataset(paths.data, DATASET_NAME, paths.lists, paths.index_masks,
+                                          ConversionOptions(workers=settings.threads or 1, progress=None))
+    table = prepared.table
+    description = default_description(ARCH, table.num_classes, class_names=list(table.names),
+                                      colours=[list(colour) for colour in table.colours])
+    config = TrainConfig(
+        description=description, data_dir=prepared.data_dir, data_list=prepared.lists["train"],
+        snapshot_dir=paths.snapshots, batch_size=settings.batch_size, input_size=settings.image_size,
+        optimizer="adam", learning_rate=settings.learning_rate, decoder_lr_mult=1.0, train_batch_norm=True,
+        batch_norm_decay=0.9, weight_decay=1e-5, random_mirror=True, num_steps=settings.steps,
+        save_pred_every=settings.steps, save_num_images=0, random_seed=settings.seed, threads=settings.threads,
+        log_every=max(settings.steps // 20, 1))
+    trained = Trainer(config).run()
+    if trained.snapshot is None or trained.stopped:
+        raise ConfigError("training stopped before the last step; run the same command again to resume")
+    samples = read_list_file(prepared.data_dir, prepared.lists["val"])
+    evaluation = evaluate(trained.snapshot, samples, description, SINGLE_SCALE, save_dir=paths.predictions,
+                          threads=settings.threads)
+    metadata = {"checkpoint": evaluation.checkpoint, "arch": ARCH, "steps": trained.step,
+                "train_images": prepared.counts["train"], "val_images": evaluation.images,
+                "image_size": list(settings.image_size), "batch_size": settings.batch_size, "seed": settings.seed}
+    results = results_dict(evaluation.plain, description.names(), metadata)
+    write_results_json(paths.results, results)
+    write_comparison(paths.comparison, samples[: settings.comparison_rows], paths.predictions, description)
+    if publish_picture:
+        os.makedirs(os.path.dirname(os.path.abspath(publish_picture)), exist_ok=True)
+        shutil.copyfile(paths.comparison, publish_picture)
+    print(format_results(evaluation.plain, description.names()), file=stream)
+    print(f"held-out mIoU: {100 * evaluation.plain.mean_iou:.2f}%  pixel accuracy: "
+          f"{100 * evaluation.plain.pixel_accuracy:.2f}%  ({evaluation.images} validation images, "
+          f"{trained.step} training steps)", file=stream)
+    print(f"written: {paths.results}, {paths.comparison}"
+          + (f" (copied to {publish_picture})" if publish_picture else ""), file=stream)
+    print(f"predictions in {paths.predictions}, checkpoint {evaluation.checkpoint}, data in {paths.data}",
+          file=stream)
+    return results
+
+
+class DemoPaths:
+    """Where the demo puts each of its outputs inside ``root``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.data = os.path.join(root, "data")
+        self.index_masks = os.path.join(self.data, "labels_index")
+        self.lists = os.path.join(root, "dataset")
+        self.snapshots = os.path.join(root, "snapshots")
+        self.predictions = os.path.join(root, "predictions")
+        self.results = os.path.join(root, RESULTS_FILE)
+        self.comparison = os.path.join(root, COMPARISON_FILE)
+
+
+# --- the comparison picture ------------------------------------------------------------------------------
+
+PANEL_SIDE = 192  # each panel is scaled (nearest) so its longer side has this many pixels
+MARGIN = 6
+CAPTION_HEIGHT = 16
+SWATCH = 12
+BACKGROUND = (255, 255, 255)
+TEXT = (0, 0, 0)
+COLUMNS = ("image", "ground truth", "prediction")
+
+
+def write_comparison(path: str, samples: list[Sample], predictions_dir: str, description: ModelDescription) -> None:
+    """A grid, one validation image per row: image | ground truth | prediction, with a class legend below."""
+    palette = description.palette()
+    rows = [[_load_rgb(sample.image_path),
+             colourise(_load_index(sample.mask_path), palette),
+             colourise(_load_index(os.path.join(predictions_dir, image_stem(sample.image_path) + ".png")), palette)]
+            for sample in samples]
+    rows = [[_scaled(panel) for panel in row] for row in rows]
+    panel_height = max(panel.height for row in rows for panel in row)
+    panel_width = max(panel.width for row in rows for panel in row)
+    grid_width = MARGIN + len(COLUMNS) * (panel_width + MARGIN)
+    legend = _legend(description.names(), palette, grid_width)
+    grid_height = CAPTION_HEIGHT + MARGIN + len(rows) * (panel_height + MARGIN)
+    canvas = Image.new("RGB", (grid_width, grid_height + legend.height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    for column, title in enumerate(COLUMNS):
+        draw.text((MARGIN + column * (panel_width + MARGIN), MARGIN // 2), title, fill=TEXT)
+    for row_number, row in enumerate(rows):
+        top = CAPTION_HEIGHT + MARGIN + row_number * (panel_height + MARGIN)
+        for column, panel in enumerate(row):
+            canvas.paste(panel, (MARGIN + column * (panel_width + MARGIN), top))
+    canvas.paste(legend, (0, grid_height))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    canvas.save(path, format="PNG")
+
+
+def _legend(names: list[str], palette: np.ndarray, width: int) -> Image.Image:
+    """Colour swatches with class names, wrapped into lines of ``width`` pixels."""
+    scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    entries = [(name, tuple(int(v) for v in colour), SWATCH + 4 + int(scratch.textlength(name)) + 2 * MARGIN)
+               for name, colour in zip(names, palette, strict=True)]
+    lines: list[list[tuple[str, tuple, int]]] = [[]]
+    for entry in entries:
+        if lines[-1] and MARGIN + sum(e[2] for e in lines[-1]) + entry[2] > width:
+            lines.append([])
+        lines[-1].append(entry)
+    line_height = SWATCH + MARGIN
+    legend = Image.new("RGB", (width, MARGIN + len(lines) * line_height), BACKGROUND)
+    draw = ImageDraw.Draw(legend)
+    for line_number, line in enumerate(lines):
+        x, y = MARGIN, line_number * line_height
+        for name, colour, entry_width in line:
+            draw.rectangle((x, y, x + SWATCH - 1, y + SWATCH - 1), fill=colour, outline=TEXT)
+            draw.text((x + SWATCH + 4, y), name, fill=TEXT)
+            x += entry_width
+    return legend
+
+
+def _scaled(panel: np.ndarray) -> Image.Image:
+    image = Image.fromarray(panel)
+    factor = PANEL_SIDE / max(image.size)
+    return image.resize((max(round(image.width * factor), 1), max(round(image.height * factor), 1)), Image.NEAREST)
+
+
+def _load_rgb(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _load_index(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)

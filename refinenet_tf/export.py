@@ -1,0 +1,149 @@
+"""Export a checkpoint for serving: TF SavedModel, frozen GraphDef, TFLite or ONNX.
+
+Every format is made from the frozen, batch-norm-folded graph of :mod:`refinenet_tf.inference_graph`,
+so preprocessing, the bilinear resize to the image size, softmax and argmax are inside the model and
+the outputs equal the checkpoint's single-scale predictions. Each export is a folder holding the model
+file(s) and ``model.json`` (class names, colours and preprocessing, for reference):
+
+========================  ===============================  ==============================================
+format                    file                             input -> outputs
+========================  ===============================  ==============================================
+``saved_model``           the folder itself                signature ``serving_default``: ``image`` uint8
+                                                           [H,W,3] -> ``labels`` int32 [H,W],
+                                                           ``probabilities`` float32 [H,W,C]
+``frozen``                ``model.pb`` (binary GraphDef)   node ``image`` uint8 [1,H,W,3] -> nodes
+                                                           ``labels``, ``probabilities``, ``logits``
+                                                           (stride-4 logits [ceil(H/4),ceil(W/4),C])
+``tflite``                ``model.tflite``                 ``image`` uint8 [H,W,3] -> ``labels``,
+                                                           ``probabilities``
+``onnx``                  ``model.onnx``                   ``image`` uint8 [1,H,W,3] -> ``labels``,
+                                                           ``probabilities``
+========================  ===============================  ==============================================
+
+H and W are free unless ``input_size`` fixes them. A TFLite model with free sizes needs
+``interpreter.resize_tensor_input(index, [H, W, 3])`` and ``allocate_tensors()`` before each new size.
+ONNX needs the optional packages ``tf2onnx`` and ``onnxruntime`` (``pip install refinenet_tf[onnx]``).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import tensorflow as tf
+
+from refinenet_tf.checkpoints import resolve_checkpoint
+from refinenet_tf.description import ModelDescription
+from refinenet_tf.errors import ConfigError
+from refinenet_tf.inference_graph import INPUT, build_inference_graph
+
+v1 = tf.compat.v1
+
+FORMATS = ("saved_model", "frozen", "tflite", "onnx")
+FILE_NAMES = {"frozen": "model.pb", "tflite": "model.tflite", "onnx": "model.onnx"}
+SIGNATURE = "serving_default"
+SERVED_OUTPUTS = ("labels", "probabilities")
+ONNX_OPSET = 17
+
+
+def export_model(checkpoint: str, output_dir: str, format: str = "saved_model",
+                 description: ModelDescription | None = None,
+                 input_size: tuple[int, int] | None = None) -> str:
+    """Export ``checkpoint`` (file or directory; its model.json unless ``description`` is given) to ``output_dir``.
+
+    ``input_size`` (height, width) fixes the image size of SavedModel, TFLite and ONNX exports (the
+    frozen graph always takes any size). Returns the path of the exported model (folder or file).
+    """
+    from refinenet_tf.evaluate.predict import description_for_checkpoint
+
+    if format not in FORMATS:
+        raise ConfigError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
+    if input_size is not None:
+        input_size = _checked_size(input_size)
+        if format == "frozen":
+            raise ConfigError("input_size does not apply to the frozen format (its graph takes any size)")
+    prefix = resolve_checkpoint(checkpoint)
+    description = description if description is not None else description_for_checkpoint(checkpoint)
+    _prepare_folder(output_dir)
+    graph_def = build_inference_graph(description, prefix)
+    writers = {"saved_model": _write_saved_model, "frozen": _write_frozen, "tflite": _write_tflite,
+               "onnx": _write_onnx}
+    path = writers[format](graph_def, output_dir, input_size)
+    description.save(output_dir)
+    return path
+
+
+def serving_function(graph_def: v1.GraphDef, input_size: tuple[int, int] | None = None) -> tf.types.experimental.ConcreteFunction:
+    """A TF2 function ``image uint8 [H,W,3] -> {labels, probabilities}`` running the frozen ``graph_def``."""
+    imported = v1.wrap_function(lambda: tf.graph_util.import_graph_def(graph_def, name=""), [])
+    graph = imported.graph
+    model = imported.prune(feeds=[graph.get_tensor_by_name(INPUT + ":0")],
+                           fetches={name: graph.get_tensor_by_name(name + ":0") for name in SERVED_OUTPUTS})
+    height, width = input_size if input_size is not None else (None, None)
+
+    @tf.function(input_signature=[tf.TensorSpec([height, width, 3], tf.uint8, name=INPUT)])
+    def serve(image):
+        return model(image[tf.newaxis])
+
+    return serve.get_concrete_function()
+
+
+def _write_saved_model(graph_def: v1.GraphDef, output_dir: str, input_size: tuple[int, int] | None) -> str:
+    module = tf.Module()
+    module.serve = serving_function(graph_def, input_size)
+    tf.saved_model.save(module, output_dir, signatures={SIGNATURE: module.serve})
+    return output_dir
+
+
+def _write_frozen(graph_def: v1.GraphDef, output_dir: str, input_size: tuple[int, int] | None) -> str:
+    path = os.path.join(output_dir, FILE_NAMES["frozen"])
+    with open(path, "wb") as handle:
+        handle.write(graph_def.SerializeToString())
+    return path
+
+
+def _write_tflite(graph_def: v1.GraphDef, output_dir: str, input_size: tuple[int, int] | None) -> str:
+    module = tf.Module()
+    module.serve = serving_function(graph_def, input_size)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve], module)
+    try:
+        model = converter.convert()
+    except Exception as error:  # the converter raises several unrelated types (ConverterError, ValueError...)
+        raise ConfigError(f"TFLite conversion failed: {str(error).strip().splitlines()[0]}") from None
+    path = os.path.join(output_dir, FILE_NAMES["tflite"])
+    with open(path, "wb") as handle:
+        handle.write(model)
+    return path
+
+
+def _write_onnx(graph_def: v1.GraphDef, output_dir: str, input_size: tuple[int, int] | None) -> str:
+    try:
+        from tf2onnx import convert
+    except ImportError:
+        raise ConfigError("ONNX export needs tf2onnx: pip install tf2onnx onnxruntime "
+                          "(or pip install 'refinenet_tf[onnx]')") from None
+    path = os.path.join(output_dir, FILE_NAMES["onnx"])
+    shape = [1, *input_size, 3] if input_size is not None else None
+    convert.from_graph_def(graph_def, input_names=[INPUT + ":0"], output_names=[name + ":0" for name in SERVED_OUTPUTS],
+                           opset=ONNX_OPSET, output_path=path, shape_override={INPUT + ":0": shape} if shape else None)
+    return path
+
+
+def _prepare_folder(output_dir: str) -> None:
+    """Create ``output_dir``, refusing a file or a checkpoint folder (whose model.json would be replaced)."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ConfigError(f"{output_dir}: is a file; the export goes into a folder")
+    if glob.glob(os.path.join(glob.escape(output_dir), "*.index")):
+        raise ConfigError(f"{output_dir}: holds checkpoints; export into another folder")
+    os.makedirs(output_dir, exist_ok=True)
+
+
+def _checked_size(size) -> tuple[int, int]:
+    try:
+        height, width = (int(value) for value in size)
+    except (TypeError, ValueError):
+        raise ConfigError(f"input_size must be (height, width), got {size!r}") from None
+    if height < 1 or width < 1:
+        raise ConfigError(f"input_size must be positive, got {size!r}")
+    return height, width
+

@@ -1,0 +1,41 @@
+"""Runs one Trainer in its own process (for logical CPU devices or TF_CONFIG) and dumps its weights.
+
+Usage: python -m tests.distribute.worker SETTINGS_JSON; SETTINGS holds ``logical_cpus``, ``dump`` (an
+.npz written at the last step with every global variable as this process sees it) and TrainConfig fields.
+"""
+
+import json
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from refinenet_tf.models.registry import default_description
+from refinenet_tf.train.trainer import TrainConfig, Trainer
+from tests.train.toy_data import NUM_CLASSES
+
+v1 = tf.compat.v1
+
+
+def main(settings: dict) -> None:
+    cpus = settings.pop("logical_cpus", 1)
+    if cpus > 1:  # before TensorFlow initialises its devices
+        tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                                   [tf.config.LogicalDeviceConfiguration()] * cpus)
+    dump = settings.pop("dump", None)
+    config = TrainConfig(description=default_description("lw-refinenet-mobilenetv2", NUM_CLASSES),
+                         input_size=(32, 32), save_num_images=0, dropout=False, **settings)
+    trainer = Trainer(config)
+    variables = trainer.graph.get_collection(v1.GraphKeys.GLOBAL_VARIABLES)
+
+    def dump_at_end(step: int, loss: float) -> None:
+        if dump and step == config.num_steps:
+            values = v1.get_default_session().run(variables)
+            np.savez(dump, **{variable.name: value for variable, value in zip(variables, values, strict=True)})
+
+    result = trainer.run(dump_at_end)
+    print(json.dumps({"step": result.step, "loss": result.loss, "snapshot": result.snapshot}))
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))

@@ -1,0 +1,158 @@
+"""Interrupted training: train.py killed at random moments resumes and finishes; a resumed run equals an
+uninterrupted one exactly, data order included; the same seed on one thread gives the same weights."""
+
+import random
+import shutil
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from refinenet_tf import checkpoints
+from refinenet_tf.description import load_description
+from refinenet_tf.models.registry import build_model, default_description
+from refinenet_tf.train.trainer import TrainConfig, Trainer
+from tests.reliability.scripts import ARCH, REPO, TINY_MODEL_FLAGS, script_command, script_environment
+from tests.train.toy_data import NUM_CLASSES, write_dataset
+
+v1 = tf.compat.v1
+NUM_STEPS = 60
+INTERRUPTIONS = (signal.SIGKILL, signal.SIGTERM, signal.SIGKILL, signal.SIGKILL)
+SNAPSHOT_WAIT = 180.0
+
+
+def _latest_step(snapshot_dir) -> int:
+    latest = checkpoints.latest_snapshot(str(snapshot_dir))
+    return checkpoints.step_of(latest) if latest else 0
+
+
+def _start_training(root, list_path, snapshot_dir, log_path) -> subprocess.Popen:
+    flags = ["--data-dir", str(root), "--data-list", list_path, *TINY_MODEL_FLAGS, "--num-steps", str(NUM_STEPS),
+             "--save-pred-every", "2", "--random-mirror", "--random-scale", "--snapshot-dir", str(snapshot_dir)]
+    with open(log_path, "w") as log:
+        return subprocess.Popen(script_command("train.py", *flags), cwd=REPO, env=script_environment(),
+                                stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _wait_for_a_new_snapshot(process: subprocess.Popen, snapshot_dir, after_step: int) -> None:
+    deadline = time.monotonic() + SNAPSHOT_WAIT
+    while _latest_step(snapshot_dir) <= after_step:
+        assert process.poll() is None, f"train.py ended with status {process.returncode} before a new snapshot"
+        assert time.monotonic() < deadline, "no new snapshot appeared"
+        time.sleep(0.05)
+
+
+def _assert_valid_final_snapshot(snapshot_dir) -> None:
+    latest = checkpoints.latest_snapshot(str(snapshot_dir))
+    assert checkpoints.step_of(latest) == NUM_STEPS
+    description = load_description(str(snapshot_dir))
+    assert (description.arch, description.num_classes) == (ARCH, NUM_CLASSES)
+    assert tf.train.load_checkpoint(latest).get_tensor("global_step") == NUM_STEPS
+    with tf.Graph().as_default():
+        build_model(v1.placeholder(tf.float32, [1, 48, 48, 3]), description)
+        with v1.Session() as session:
+            report = checkpoints.restore(session, latest, v1.global_variables())
+    assert report.restored and not report.fresh
+
+
+def test_train_py_killed_at_random_moments_resumes_and_finishes(tmp_path):
+    list_path = write_dataset(tmp_path, count=5, size=(48, 48))
+    snapshot_dir = tmp_path / "snapshots"
+    chance = random.Random(9)
+    for number, interruption in enumerate(INTERRUPTIONS):
+        before = _latest_step(snapshot_dir)
+        log_path = tmp_path / f"run{number}.log"
+        process = _start_training(tmp_path, list_path, snapshot_dir, log_path)
+        try:
+            _wait_for_a_new_snapshot(process, snapshot_dir, before)
+            time.sleep(chance.uniform(0.0, 0.5))
+            process.send_signal(interruption)
+            status = process.wait(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        log = log_path.read_text()
+        if before:
+            assert f"resuming from {snapshot_dir / f'model.ckpt-{before}'} at step {before}" in log
+        if interruption == signal.SIGKILL:
+            assert status == -signal.SIGKILL
+        else:  # SIGTERM: a snapshot of the step reached, then exit status 130
+            assert status == 130 and "received SIGTERM" in log, log
+            assert f"stopped at step {_latest_step(snapshot_dir)};" in log
+    before = _latest_step(snapshot_dir)
+    assert 0 < before < NUM_STEPS
+    log_path = tmp_path / "final.log"
+    process = _start_training(tmp_path, list_path, snapshot_dir, log_path)
+    assert process.wait(timeout=300) == 0, log_path.read_text()
+    assert f"at step {before}" in log_path.read_text()
+    _assert_valid_final_snapshot(snapshot_dir)
+
+
+# --- exact resume and determinism (in process, one thread) --------------------------------------------------
+
+RESUME_STEPS = 6
+STOP_AT = 3
+
+
+def _config(root, snapshot_dir, seed: int = 5) -> TrainConfig:
+    # 5 examples in batches of 2: the interruption falls mid-epoch, so the data order matters.
+    return TrainConfig(description=default_description(ARCH, NUM_CLASSES), data_dir=str(root),
+                       data_list=str(root / "train.txt"), snapshot_dir=str(snapshot_dir), input_size=(40, 40),
+                       batch_size=2, num_steps=RESUME_STEPS, save_pred_every=100, save_num_images=0,
+                       learning_rate=1e-3, optimizer="adam", train_batch_norm=True, random_mirror=True,
+                       random_scale=True, random_seed=seed, threads=1)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """(data root, snapshot of a run of RESUME_STEPS steps without interruption)."""
+    root = tmp_path_factory.mktemp("exact")
+    write_dataset(root, count=5, size=(48, 48))
+    return root, Trainer(_config(root, root / "whole")).run().snapshot
+
+
+def _variables(snapshot: str) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(snapshot)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def _differing(actual: dict, expected: dict) -> list[str]:
+    assert actual.keys() == expected.keys()
+    return [name for name in expected if not np.array_equal(actual[name], expected[name])]
+
+
+def _stopped_run(root, snapshot_dir) -> None:
+    trainer = Trainer(_config(root, snapshot_dir))
+    result = trainer.run(lambda step, loss: trainer.request_stop() if step == STOP_AT else None)
+    assert result.stopped and result.step == STOP_AT
+
+
+def test_resuming_gives_exactly_the_weights_of_an_uninterrupted_run(uninterrupted):
+    root, whole = uninterrupted
+    _stopped_run(root, root / "stopped")
+    resumed = Trainer(_config(root, root / "stopped")).run()
+    assert resumed.step == RESUME_STEPS and not resumed.stopped
+    variables = _variables(resumed.snapshot)
+    assert any(name.endswith("/Adam") for name in variables) and "global_step" in variables
+    assert _differing(variables, _variables(whole)) == []
+
+
+def test_restarting_the_data_stream_would_change_the_weights(uninterrupted, monkeypatch):
+    root, whole = uninterrupted
+    _stopped_run(root, root / "restarted")
+    monkeypatch.setattr(Trainer, "_examples_already_used", lambda self: 0)  # the behaviour before the fix
+    restarted = Trainer(_config(root, root / "restarted")).run()
+    assert len(_differing(_variables(restarted.snapshot), _variables(whole))) > 10
+
+
+def test_same_seed_on_one_thread_gives_identical_weights(uninterrupted):
+    root, whole = uninterrupted
+    again = Trainer(_config(root, root / "again")).run()
+    assert _differing(_variables(again.snapshot), _variables(whole)) == []
+    other_seed = Trainer(_config(root, root / "other", seed=6)).run()
+    assert _differing(_variables(other_seed.snapshot), _variables(whole))
+    shutil.rmtree(root / "other")
