@@ -113,6 +113,14 @@ def test_snapshot_description_carries_the_class_table(demo_run):
     assert description["colours"] == [list(c) for c in SYNTHETIC_CLASSES.colours]
 
 
+def test_a_folder_from_other_settings_is_refused(demo_run, capsys):
+    paths, _, _ = demo_run
+    before = Path(paths.results).read_bytes()
+    assert cli_main(["demo", "--quick", "--output-dir", paths.root, "--seed", "7"]) == 2
+    assert "demo_settings.json: this folder holds a demo run with other settings" in capsys.readouterr().err
+    assert Path(paths.results).read_bytes() == before
+
+
 @pytest.mark.parametrize("flags, message", [(["--steps", "0"], "--steps"), (["--threads", "0"], "--threads")])
 def test_bad_flags_give_a_one_line_error(tmp_path, capsys, flags, message):
     assert cli_main(["demo", "--quick", "--output-dir", str(tmp_path), *flags]) == 2

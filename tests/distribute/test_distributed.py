@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _run_worker(settings: dict, environment: dict | None = None) -> subprocess.Popen:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **(environment or {}))
-    env.pop("TF_CONFIG", None) if not environment or "TF_CONFIG" not in environment else None
+    env = {name: value for name, value in os.environ.items() if name != "TF_CONFIG"}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **(environment or {}))
     return subprocess.Popen([sys.executable, "-m", "tests.distribute.worker", json.dumps(settings)], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

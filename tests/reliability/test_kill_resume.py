@@ -12,14 +12,16 @@ import pytest
 import tensorflow as tf
 
 from refinenet_tf import checkpoints
-from refinenet_tf.description import load_description
+from refinenet_tf.data.listfile import read_list_file
+from refinenet_tf.data.reader import train_dataset
+from refinenet_tf.description import Preprocessing, load_description
 from refinenet_tf.models.registry import build_model, default_description
 from refinenet_tf.train.trainer import TrainConfig, Trainer
 from tests.reliability.scripts import ARCH, REPO, TINY_MODEL_FLAGS, script_command, script_environment
 from tests.train.toy_data import NUM_CLASSES, write_dataset
 
 v1 = tf.compat.v1
-NUM_STEPS = 60
+NUM_STEPS = 30
 INTERRUPTIONS = (signal.SIGKILL, signal.SIGTERM, signal.SIGKILL, signal.SIGKILL)
 SNAPSHOT_WAIT = 180.0
 
@@ -98,13 +100,13 @@ RESUME_STEPS = 6
 STOP_AT = 3
 
 
-def _config(root, snapshot_dir, seed: int = 5) -> TrainConfig:
+def _config(root, snapshot_dir) -> TrainConfig:
     # 5 examples in batches of 2: the interruption falls mid-epoch, so the data order matters.
     return TrainConfig(description=default_description(ARCH, NUM_CLASSES), data_dir=str(root),
                        data_list=str(root / "train.txt"), snapshot_dir=str(snapshot_dir), input_size=(40, 40),
                        batch_size=2, num_steps=RESUME_STEPS, save_pred_every=100, save_num_images=0,
                        learning_rate=1e-3, optimizer="adam", train_batch_norm=True, random_mirror=True,
-                       random_scale=True, random_seed=seed, threads=1)
+                       random_scale=True, random_seed=5, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -125,34 +127,58 @@ def _differing(actual: dict, expected: dict) -> list[str]:
     return [name for name in expected if not np.array_equal(actual[name], expected[name])]
 
 
-def _stopped_run(root, snapshot_dir) -> None:
-    trainer = Trainer(_config(root, snapshot_dir))
+@pytest.fixture(scope="module")
+def stopped(uninterrupted):
+    """The snapshot directory of a run stopped (as by Ctrl-C) after STOP_AT steps mid-epoch."""
+    root, _ = uninterrupted
+    trainer = Trainer(_config(root, root / "stopped"))
     result = trainer.run(lambda step, loss: trainer.request_stop() if step == STOP_AT else None)
     assert result.stopped and result.step == STOP_AT
+    return root / "stopped"
 
 
-def test_resuming_gives_exactly_the_weights_of_an_uninterrupted_run(uninterrupted):
-    root, whole = uninterrupted
-    _stopped_run(root, root / "stopped")
-    resumed = Trainer(_config(root, root / "stopped")).run()
+def _resume_a_copy(stopped_dir, name: str) -> str:
+    """Resume a copy of the stopped run to the end; its final snapshot."""
+    snapshot_dir = stopped_dir.parent / name
+    shutil.copytree(stopped_dir, snapshot_dir)
+    resumed = Trainer(_config(stopped_dir.parent, snapshot_dir)).run()
     assert resumed.step == RESUME_STEPS and not resumed.stopped
-    variables = _variables(resumed.snapshot)
+    return resumed.snapshot
+
+
+def test_resuming_gives_exactly_the_weights_of_an_uninterrupted_run(uninterrupted, stopped):
+    variables = _variables(_resume_a_copy(stopped, "resumed"))
     assert any(name.endswith("/Adam") for name in variables) and "global_step" in variables
-    assert _differing(variables, _variables(whole)) == []
+    assert _differing(variables, _variables(uninterrupted[1])) == []
 
 
-def test_restarting_the_data_stream_would_change_the_weights(uninterrupted, monkeypatch):
-    root, whole = uninterrupted
-    _stopped_run(root, root / "restarted")
+def test_restarting_the_data_stream_would_change_the_weights(uninterrupted, stopped, monkeypatch):
     monkeypatch.setattr(Trainer, "_examples_already_used", lambda self: 0)  # the behaviour before the fix
-    restarted = Trainer(_config(root, root / "restarted")).run()
-    assert len(_differing(_variables(restarted.snapshot), _variables(whole))) > 10
+    restarted = _resume_a_copy(stopped, "restarted")
+    assert len(_differing(_variables(restarted), _variables(uninterrupted[1]))) > 10
 
 
 def test_same_seed_on_one_thread_gives_identical_weights(uninterrupted):
     root, whole = uninterrupted
     again = Trainer(_config(root, root / "again")).run()
     assert _differing(_variables(again.snapshot), _variables(whole)) == []
-    other_seed = Trainer(_config(root, root / "other", seed=6)).run()
-    assert _differing(_variables(other_seed.snapshot), _variables(whole))
-    shutil.rmtree(root / "other")
+
+
+def test_a_stream_started_at_example_k_is_the_tail_of_the_whole_stream(tmp_path):
+    list_path = write_dataset(tmp_path, count=5, size=(48, 48))
+    samples = read_list_file(str(tmp_path), list_path)
+
+    def batches(start_example: int, count: int) -> list[np.ndarray]:
+        with tf.Graph().as_default():
+            dataset = train_dataset(samples, Preprocessing.deeplab(), (32, 32), 2, NUM_CLASSES, 255,
+                                    random_scale=True, random_mirror=True, seed=11, start_example=start_example)
+            images, labels = v1.data.make_one_shot_iterator(dataset).get_next()
+            with v1.Session() as session:
+                return [np.concatenate([a.ravel(), b.ravel()]) for a, b in
+                        (session.run((images, labels)) for _ in range(count))]
+
+    whole = batches(0, 7)  # 14 examples: almost three passes over the 5 shuffled samples
+    tail = batches(6, 4)
+    for expected, actual in zip(whole[3:], tail, strict=True):
+        np.testing.assert_array_equal(actual, expected)
+    assert not np.array_equal(whole[3], whole[0])
