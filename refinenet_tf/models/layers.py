@@ -43,6 +43,7 @@ class LayerOptions:
     train_batch_norm: bool = False  # use batch statistics and update the moving averages
     is_training: bool = False  # enables dropout
     batch_norm_decay: float = DEFAULT_BATCH_NORM_DECAY  # moving-average decay when batch norm is trained
+    dropout_seed: tf.Tensor | None = None  # int64 [2]: stateless dropout, reproducible (e.g. across a resume)
 
 
 def _pad_symmetric(x: tf.Tensor, kernel_size: int, constant: float = 0.0) -> tf.Tensor:
@@ -124,9 +125,15 @@ def max_pool(x: tf.Tensor, kernel_size: int, stride: int, options: LayerOptions)
     return tf.nn.max_pool2d(x, ksize=kernel_size, strides=stride, padding=padding)
 
 
-def dropout(x: tf.Tensor, rate: float, options: LayerOptions) -> tf.Tensor:
-    """Dropout in training only."""
-    return tf.nn.dropout(x, rate=rate) if options.is_training else x
+def dropout(x: tf.Tensor, rate: float, options: LayerOptions, site: int) -> tf.Tensor:
+    """Dropout in training only. With ``options.dropout_seed`` the mask is a function of that seed and of
+    ``site`` (which numbers the dropout layers of a model), so a rerun or a resumed run draws the same masks."""
+    if not options.is_training:
+        return x
+    if options.dropout_seed is None:
+        return tf.nn.dropout(x, rate=rate)
+    seed = tf.cast(options.dropout_seed, tf.int64) + tf.constant([0, 1_000_003 * site], tf.int64)
+    return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=seed)
 
 
 def spatial_size(x: tf.Tensor):

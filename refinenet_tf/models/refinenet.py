@@ -28,8 +28,8 @@ def refinenet_decoder(end_points: dict[str, tf.Tensor], num_classes: int, option
                       light_weight: bool) -> tf.Tensor:
     """Fuse l4..l1 into logits at stride 4 (full RefineNet or its light-weight variant)."""
     kernel = 1 if light_weight else 3
-    l4 = dropout(end_points["l4"], DROPOUT_RATE, options)
-    l3 = dropout(end_points["l3"], DROPOUT_RATE, options)
+    l4 = dropout(end_points["l4"], DROPOUT_RATE, options, site=1)
+    l3 = dropout(end_points["l3"], DROPOUT_RATE, options, site=2)
     inputs = {1: l4, 2: l3, 3: end_points["l2"], 4: end_points["l1"]}
 
     x = None
@@ -48,5 +48,5 @@ def refinenet_decoder(end_points: dict[str, tf.Tensor], num_classes: int, option
             y = conv2d(y, f"mflow_conv_g{path}_b3_joint_varout_dimred", PATH_CHANNELS, kernel, options)
         x = y
     if not light_weight:
-        x = dropout(x, DROPOUT_RATE, options)
+        x = dropout(x, DROPOUT_RATE, options, site=3)
     return classifier(x, num_classes, options)

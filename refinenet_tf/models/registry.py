@@ -72,7 +72,7 @@ def default_description(arch: str = DEFAULT_ARCH, num_classes: int = 21, **overr
 
 def build_model(images: tf.Tensor, description: ModelDescription, is_training: bool = False,
                 train_batch_norm: bool = False, reuse: bool | None = None,
-                batch_norm_decay: float | None = None) -> ModelOutput:
+                batch_norm_decay: float | None = None, dropout_seed: tf.Tensor | None = None) -> ModelOutput:
     """Build the graph for preprocessed NHWC ``images`` of any size.
 
     Variables are created in the current variable scope (top level by default, matching DeepLab names);
@@ -80,6 +80,7 @@ def build_model(images: tf.Tensor, description: ModelDescription, is_training: b
     ``is_training``; batch norm uses batch statistics and updates its moving averages only when
     ``train_batch_norm`` (the update ops go to ``tf.compat.v1.GraphKeys.UPDATE_OPS``, with moving averages
     decaying by ``batch_norm_decay``, default 0.9997; short runs want a smaller value such as 0.99).
+    ``dropout_seed`` (int64 [2]) makes dropout stateless: the same seed draws the same masks.
     """
     import tensorflow as tf
 
@@ -92,7 +93,8 @@ def build_model(images: tf.Tensor, description: ModelDescription, is_training: b
     spec = check_arch(description.arch)
     options = LayerOptions(padding=description.padding, batch_norm_epsilon=description.batch_norm_epsilon,
                            train_batch_norm=train_batch_norm, is_training=is_training,
-                           batch_norm_decay=DEFAULT_BATCH_NORM_DECAY if batch_norm_decay is None else batch_norm_decay)
+                           batch_norm_decay=DEFAULT_BATCH_NORM_DECAY if batch_norm_decay is None else batch_norm_decay,
+                           dropout_seed=dropout_seed)
     with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=reuse):
         if spec.backbone == "mobilenetv2":
             end_points = mobilenet_v2(images, options)

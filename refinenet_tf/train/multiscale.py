@@ -32,7 +32,8 @@ class MultiScaleLogits:
 
 def multiscale_logits(images: tf.Tensor, description: ModelDescription, scales: Sequence[float] = DEFAULT_SCALES,
                       fusion: str = "max", is_training: bool = False,
-                      train_batch_norm: bool = False, batch_norm_decay: float | None = None) -> MultiScaleLogits:
+                      train_batch_norm: bool = False, batch_norm_decay: float | None = None,
+                      dropout_seed: tf.Tensor | None = None) -> MultiScaleLogits:
     """Build the model once per scale, sharing variables; ``images`` are preprocessed NHWC."""
     if fusion not in FUSIONS:
         raise ConfigError(f"unknown fusion {fusion!r}; choose one of: {', '.join(FUSIONS)}")
@@ -46,7 +47,7 @@ def multiscale_logits(images: tf.Tensor, description: ModelDescription, scales: 
             size = tf.cast(tf.round(tf.cast(input_size, tf.float32) * scale), tf.int32)
             scaled = tf.image.resize(images, tf.maximum(size, 1), method=tf.image.ResizeMethod.BILINEAR)
         output = build_model(scaled, description, is_training=is_training, train_batch_norm=train_batch_norm,
-                             batch_norm_decay=batch_norm_decay,
+                             batch_norm_decay=batch_norm_decay, dropout_seed=dropout_seed,
                              reuse=True if index > 0 else None)
         per_scale.append(output.logits)
     reference_size = tf.shape(per_scale[0])[1:3]

@@ -244,18 +244,22 @@ class Trainer:
 
     def _model_and_loss(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         config, description = self.config, self.config.description
+        # Dropout masks drawn from (seed, step): a resumed run draws the masks an unstopped one would.
+        dropout_seed = tf.stack([tf.constant(config.random_seed, tf.int64),
+                                 tf.cast(v1.train.get_or_create_global_step(), tf.int64)])
         if config.scales == (1.0,):
             with model_precision(config.precision):
                 logits = build_model(images, description, is_training=config.dropout,
                                      train_batch_norm=config.train_batch_norm,
-                                     batch_norm_decay=config.batch_norm_decay).logits
+                                     batch_norm_decay=config.batch_norm_decay, dropout_seed=dropout_seed).logits
             logits = tf.cast(logits, tf.float32)
             return logits, pixel_cross_entropy(logits, labels, description.num_classes)
         with model_precision(config.precision):
             outputs: MultiScaleLogits = multiscale_logits(images, description, config.scales, config.fusion,
                                                           is_training=config.dropout,
                                                           train_batch_norm=config.train_batch_norm,
-                                                          batch_norm_decay=config.batch_norm_decay)
+                                                          batch_norm_decay=config.batch_norm_decay,
+                                                          dropout_seed=dropout_seed)
         outputs = MultiScaleLogits(tf.cast(outputs.fused, tf.float32),
                                    tuple(tf.cast(logits, tf.float32) for logits in outputs.per_scale))
         return outputs.fused, multiscale_loss(outputs, labels, description.num_classes)

@@ -46,8 +46,8 @@ def test_masks_use_table_colours_and_convert_to_valid_indices(tmp_path):
         assert present == set(range(SYNTHETIC_CLASSES.num_classes))
 
 
-def test_scenes_are_learnable_sized_and_colour_is_shared():
-    """Objects cover a fair share of the image, and every class appears in many colours."""
+def test_scenes_are_learnable_sized_and_colours_vary_within_class_bands():
+    """Objects cover a fair share of the image; every class appears in many colours of its own band."""
     mean_colours = {c: [] for c in range(1, SYNTHETIC_CLASSES.num_classes)}
     coverage = []
     for i in range(60):
@@ -56,6 +56,10 @@ def test_scenes_are_learnable_sized_and_colour_is_shared():
         for c in np.unique(mask[mask > 0]):
             mean_colours[c].append(image[mask == c].mean(axis=0))
     assert 0.1 < np.mean(coverage) < 0.6
+    centres = []
     for colours in mean_colours.values():
         assert len(colours) >= 5
-        assert np.std(np.asarray(colours), axis=0).min() > 25
+        assert np.std(np.asarray(colours), axis=0).max() > 15  # varied colours within a class
+        centres.append(np.mean(colours, axis=0))
+    distances = [np.linalg.norm(a - b) for i, a in enumerate(centres) for b in centres[i + 1:]]
+    assert min(distances) > 40, distances  # but each class keeps its own colour band

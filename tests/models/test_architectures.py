@@ -205,3 +205,21 @@ def test_reuse_shares_variables():
         count = len(v1.global_variables())
         build_model(tf.image.resize(images, [48, 48]), description, reuse=True)
         assert len(v1.global_variables()) == count
+
+
+def test_seeded_dropout_draws_the_same_masks_for_the_same_seed():
+    feed = np.random.RandomState(3).rand(1, 33, 47, 3)
+    results = {}
+    for run, step in (("first", 5), ("again", 5), ("next_step", 6)):
+        graph = tf.Graph()
+        with graph.as_default():
+            v1.set_random_seed(0)
+            images = v1.placeholder(tf.float32, [1, 33, 47, 3])
+            seed = tf.constant([1234, step], tf.int64)
+            output = build_model(images, default_description("lw-refinenet-resnet50", 3), is_training=True,
+                                 dropout_seed=seed)
+            with v1.Session() as session:
+                session.run(v1.global_variables_initializer())
+                results[run] = session.run(output.logits, {images: feed})
+    assert np.array_equal(results["first"], results["again"])
+    assert not np.array_equal(results["first"], results["next_step"])
