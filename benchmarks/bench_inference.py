@@ -161,8 +161,7 @@ def main(argv=None) -> None:
         return
     results = run_workers(__file__, args.argv, args.archs.split(","))
     body = report(args, results)
-    write_section(args.output, "inference" + (f"-{args.tag}" if args.tag else ""),
-                  "Inference latency" + (f" ({args.tag})" if args.tag else ""), body)
+    write_section(args.output, "inference", "Inference latency", body, tag=args.tag)
     print(body)
 
 

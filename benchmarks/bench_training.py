@@ -88,8 +88,7 @@ def main(argv=None) -> None:
     configurations = [f"{arch}@{crop}" for arch in args.archs.split(",") for crop in args.crops.split(",")]
     results = run_workers(__file__, args.argv, configurations)
     body = report(args, results)
-    write_section(args.output, "training" + (f"-{args.tag}" if args.tag else ""),
-                  "Training throughput" + (f" ({args.tag})" if args.tag else ""), body)
+    write_section(args.output, "training", "Training throughput", body, tag=args.tag)
     print(body)
 
 

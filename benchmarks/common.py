@@ -140,9 +140,15 @@ def command_line() -> str:
     return " ".join(["python", shlex.quote(script), *map(shlex.quote, sys.argv[1:])])
 
 
-def write_section(path: str | Path, job: str, title: str, body: str) -> None:
-    """Put ``body`` under ``## title`` in the markdown file, replacing the earlier section of ``job``."""
+def write_section(path: str | Path, job: str, title: str, body: str, tag: str | None = None) -> None:
+    """Put ``body`` under ``## title`` in the markdown file, replacing the earlier section of ``job``.
+
+    A ``tag`` names a variant run of the same job: it gets a section of its own (``job-tag``, "title (tag)").
+    """
     from refinenet_tf.description import write_text_atomically
+
+    if tag:
+        job, title = f"{job}-{tag}", f"{title} ({tag})"
 
     path = Path(path)
     text = path.read_text(encoding="utf-8") if path.exists() else HEADER
