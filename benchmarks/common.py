@@ -64,7 +64,7 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 
 def session_config(args: argparse.Namespace):
     """The ConfigProto for the thread flags."""
-    from refinenet_tf.inference_graph import session_config as config_for
+    from refinenet_tf.sessions import session_config as config_for
 
     return config_for(args.threads, args.inter_op_threads)
 

@@ -14,14 +14,13 @@ in bfloat16 (inputs and weights rounded, results cast back to float32); everythi
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import tensorflow as tf
 
 from refinenet_tf import checkpoints
 from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import CheckpointError, ConfigError, DataError
+from refinenet_tf.sessions import new_session
 
 v1 = tf.compat.v1
 
@@ -29,7 +28,6 @@ INPUT = "image"
 OUTPUTS = ("labels", "probabilities", "logits")
 PRECISIONS = ("float32", "bfloat16")
 CONVOLUTIONS = ("Conv2D", "DepthwiseConv2dNative")
-XLA_CPU_FLAG = "--tf_xla_cpu_global_jit"
 BATCH_NORMS = ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
 
 
@@ -166,25 +164,6 @@ def _copy(graph_def: v1.GraphDef) -> v1.GraphDef:
     return copy
 
 
-def session_config(threads: int | None = None, inter_op_threads: int | None = None,
-                   xla: bool = False) -> v1.ConfigProto:
-    """Session settings: ``threads`` bounds intra-op parallelism (0/None: TF's default, all cores),
-    ``inter_op_threads`` defaults to 1 when ``threads`` is given (the graph is one chain of large ops);
-    ``xla`` turns on XLA auto-clustering, which on CPU also needs ``TF_XLA_FLAGS=--tf_xla_cpu_global_jit``
-    in the environment before TensorFlow starts (measure it: see docs/BENCHMARKS.md)."""
-    if xla and XLA_CPU_FLAG not in os.environ.get("TF_XLA_FLAGS", ""):
-        raise ConfigError(f"XLA on CPU needs TF_XLA_FLAGS={XLA_CPU_FLAG} set before TensorFlow is imported")
-    config = v1.ConfigProto()
-    if threads:
-        config.intra_op_parallelism_threads = threads
-        config.inter_op_parallelism_threads = inter_op_threads or 1
-    elif inter_op_threads:
-        config.inter_op_parallelism_threads = inter_op_threads
-    if xla:
-        config.graph_options.optimizer_options.global_jit_level = v1.OptimizerOptions.ON_1
-    return config
-
-
 class FrozenPredictor:
     """Runs a GraphDef from :func:`build_inference_graph` in its own graph and session.
 
@@ -199,7 +178,7 @@ class FrozenPredictor:
             tf.import_graph_def(graph_def, name="")
         self.image = self.graph.get_tensor_by_name(INPUT + ":0")
         self.outputs = {name: self.graph.get_tensor_by_name(name + ":0") for name in OUTPUTS}
-        self.session = v1.Session(graph=self.graph, config=session_config(threads, inter_op_threads, xla))
+        self.session = new_session(self.graph, threads, inter_op_threads, xla)
 
     def predict(self, image_rgb: np.ndarray, outputs: tuple[str, ...] = OUTPUTS) -> dict[str, np.ndarray]:
         """Run one uint8 RGB image (H, W, 3) and return the requested outputs by name."""

@@ -34,10 +34,10 @@ from refinenet_tf.evaluate.predict import (
     PredictOptions,
     build_predictor_graph,
     check_options,
-    new_session,
     restore_model,
 )
 from refinenet_tf.evaluate.report import Progress
+from refinenet_tf.sessions import new_session
 
 v1 = tf.compat.v1
 
@@ -138,7 +138,7 @@ def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescr
             fetches.update(probabilities=tensors.probabilities, image=example["raw"][0])
     plain = _Branch(description, instances, "")
     refined = _Branch(description, instances, "_crf") if crf is not None else None
-    with new_session(graph, threads) as session:
+    with new_session(graph, threads, inter_op_threads=threads) as session:
         prefix = restore_model(session, checkpoint)
         session.run(iterator.initializer)
         with Progress(len(samples), "evaluating", stream=progress_stream) as progress:

@@ -30,6 +30,7 @@ from refinenet_tf import checkpoints
 from refinenet_tf.description import ModelDescription, has_description, load_description
 from refinenet_tf.errors import CheckpointError, ConfigError, DataError, DescriptionError
 from refinenet_tf.models.registry import default_description
+from refinenet_tf.sessions import new_session
 from refinenet_tf.train.multiscale import FUSIONS, multiscale_logits
 
 v1 = tf.compat.v1
@@ -126,15 +127,6 @@ def description_for_checkpoint(checkpoint: str, arch: str | None = None, num_cla
     return description.replace(**changes) if changes else description
 
 
-def new_session(graph: tf.Graph, threads: int | None = None) -> v1.Session:
-    """A session on ``graph``; ``threads`` (when given) bounds both intra- and inter-op parallelism."""
-    config = v1.ConfigProto()
-    if threads:
-        config.intra_op_parallelism_threads = threads
-        config.inter_op_parallelism_threads = threads
-    return v1.Session(graph=graph, config=config)
-
-
 def restore_model(session: v1.Session, checkpoint: str) -> str:
     """Restore every model variable of the session's graph; returns the checkpoint prefix.
 
@@ -174,7 +166,7 @@ class Predictor:
         with self.graph.as_default():
             self.tensors = build_predictor_graph(self.description, options.scales, options.fusion, options.flip)
         self.graph.finalize()
-        self.session = new_session(self.graph, threads)
+        self.session = new_session(self.graph, threads, inter_op_threads=threads)
         try:
             self.checkpoint = restore_model(self.session, checkpoint)
         except BaseException:

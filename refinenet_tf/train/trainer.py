@@ -27,6 +27,7 @@ from refinenet_tf.description import ModelDescription, has_description, load_des
 from refinenet_tf.errors import ConfigError, DescriptionError, TrainingError
 from refinenet_tf.models.layers import DEFAULT_BATCH_NORM_DECAY
 from refinenet_tf.models.registry import build_model
+from refinenet_tf.sessions import session_config
 from refinenet_tf.train import distributed
 from refinenet_tf.train.losses import pixel_cross_entropy, weight_decay_loss
 from refinenet_tf.train.memory import check_fits_in_memory
@@ -140,7 +141,8 @@ class Trainer:
             checkpoints.resolve_checkpoint(config.restore_from)
         self.graph = tf.Graph()
         with self.graph.as_default():
-            self._placement = distributed.make_placement(config.devices, self._session_config())
+            threads = session_config(config.threads, inter_op_threads=config.threads)
+            self._placement = distributed.make_placement(config.devices, threads)
             distributed.check_batch_size(config.batch_size, self._placement.replicas)
             self._parts = self._build()
         self.graph.finalize()
@@ -265,10 +267,6 @@ class Trainer:
         return outputs.fused, multiscale_loss(outputs, labels, description.num_classes)
 
     # --- session ----------------------------------------------------------------------------------------
-
-    def _session_config(self) -> v1.ConfigProto:
-        threads = self.config.threads or 0
-        return v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
 
     def _initialise(self, session: v1.Session) -> int:
         """Initialise, then resume from the snapshot directory or restore ``--restore-from``; the start step."""

@@ -14,9 +14,9 @@ from refinenet_tf.evaluate.predict import (
     build_predictor_graph,
     check_options,
     description_for_checkpoint,
-    new_session,
     restore_model,
 )
+from refinenet_tf.sessions import new_session
 from tests.evaluate.model_factory import CONSTANT_LOGITS, NUM_CLASSES, write_checkpoints
 
 HEIGHT, WIDTH = 37, 45  # not multiples of 4: the logits are ceil(H/4) x ceil(W/4)
@@ -46,7 +46,7 @@ class Variants:
                 with v1.variable_scope(v1.get_variable_scope(), reuse=True if index else None):
                     self.tensors[name] = build_predictor_graph(self.description, options.scales, options.fusion,
                                                                options.flip, image=self.image)
-        self.session = new_session(graph, threads=2)
+        self.session = new_session(graph, threads=2, inter_op_threads=2)
         restore_model(self.session, checkpoint)
 
     def predict(self, name: str, image: np.ndarray) -> Prediction:
