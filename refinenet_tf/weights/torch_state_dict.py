@@ -1,7 +1,7 @@
 """PyTorch state dicts (torchvision ResNets, Light-Weight RefineNet, refinenet-pytorch) -> our variable names.
 
-Files are read with ``torch.load(..., weights_only=True)``, which refuses pickles that would construct
-arbitrary objects or call functions, so a hostile file raises instead of running code.
+Files are read by :mod:`refinenet_tf.weights.torch_file` (no torch needed), which refuses pickles that
+would construct arbitrary objects or call functions, so a hostile file raises instead of running code.
 
 Naming rules (PyTorch key -> ours):
 
@@ -22,9 +22,10 @@ import re
 
 import numpy as np
 
-from refinenet_tf.errors import ConfigError, WeightsError
+from refinenet_tf.errors import WeightsError
 from refinenet_tf.models.resnet import block_names
 from refinenet_tf.weights.source import DEPTH_BY_RES4_BLOCKS, SourceWeights
+from refinenet_tf.weights.torch_file import load_torch_file
 
 CONV_PARAMS = {"weight": "weights", "bias": "biases"}
 BN_PARAMS = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
@@ -40,29 +41,19 @@ _TORCHVISION_LAYER3_BLOCK = re.compile(r"^layer3\.(\d+)\.")
 
 
 def read_state_dict(path: str) -> dict[str, np.ndarray]:
-    """Tensors of a ``.pth`` file as float32 arrays, keyed as saved (``module.`` prefix removed).
+    """Tensors of a ``.pth`` file as NumPy arrays (dtype as saved, bfloat16 as float32), keyed as saved
+    (``module.`` prefix removed); entries that are not tensors are skipped.
 
     Accepts a bare state dict or a checkpoint dict holding one under 'state_dict' or 'model'.
     """
-    try:
-        import torch
-    except ImportError:
-        raise ConfigError('reading PyTorch weights needs torch: pip install "refinenet_tf[torch]"') from None
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise WeightsError(f"{path}: no such file") from None
-    except Exception as error:  # torch raises many types for unreadable or unsafe pickles
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise WeightsError(f"{path}: not a PyTorch weight file that can be read safely (weights only): {reason}") from None
-    state = _unwrap_state_dict(loaded, path)
+    state = _unwrap_state_dict(load_torch_file(path), path)
     arrays = {}
     for key, value in state.items():
-        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+        if not isinstance(key, str) or not isinstance(value, np.ndarray):
             continue
         if key.startswith(DATA_PARALLEL_PREFIX):
             key = key[len(DATA_PARALLEL_PREFIX):]
-        arrays[key] = value.detach().cpu().numpy()
+        arrays[key] = value
     if not arrays:
         raise WeightsError(f"{path}: holds no tensors")
     return arrays

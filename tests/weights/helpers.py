@@ -96,9 +96,14 @@ def random_weights(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[st
     return arrays
 
 
-def torch_state_dict(arrays: dict[str, np.ndarray], depth: int, prefix: str = "") -> dict:
-    """A PyTorch state dict holding ``arrays`` (ours) under PyTorch keys and layout."""
-    import torch
+def torch_state_dict(arrays: dict[str, np.ndarray], depth: int, prefix: str = "") -> dict[str, np.ndarray]:
+    """``arrays`` (ours) under PyTorch keys and in PyTorch layout (kernels as transposed views, not copies)."""
+    return {prefix + torch_key(name, depth): to_torch_layout(array) for name, array in arrays.items()}
 
-    return {prefix + torch_key(name, depth): torch.from_numpy(to_torch_layout(array))
-            for name, array in arrays.items()}
+
+def save_with_torch(state: dict, path, zip_format: bool = True) -> str:
+    """``torch.save`` a state dict (NumPy arrays become tensors sharing their strides); skips without torch."""
+    torch = pytest.importorskip("torch", reason="torch is needed to write .pth test files")
+    state = {key: torch.from_numpy(value) if isinstance(value, np.ndarray) else value for key, value in state.items()}
+    torch.save(state, str(path), _use_new_zipfile_serialization=zip_format)
+    return str(path)

@@ -8,7 +8,6 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-import torch
 
 from refinenet_tf.cli.common import run
 from refinenet_tf.cli.convert_weights import main as convert_main
@@ -18,33 +17,36 @@ from refinenet_tf.models.refinenet import refinenet_decoder
 from refinenet_tf.models.registry import is_backbone_variable
 from refinenet_tf.weights.convert import assign_from_arrays, convert_weights, match_arrays, variable_name
 from refinenet_tf.weights.torch_state_dict import map_state_dict
-from tests.weights.helpers import arch_variable_shapes, checkpoint_arrays, random_weights, torch_state_dict
+from tests.weights.helpers import (
+    arch_variable_shapes,
+    checkpoint_arrays,
+    random_weights,
+    save_with_torch,
+    torch_state_dict,
+)
 
 v1 = tf.compat.v1
 
 
 @pytest.fixture(scope="module")
 def lw_resnet50():
-    """Random Light-Weight RefineNet ResNet-50 weights (21 classes), ours and as a PyTorch state dict."""
+    """Random Light-Weight RefineNet ResNet-50 weights (21 classes), ours and under PyTorch keys and layout."""
     arrays = random_weights(arch_variable_shapes("lw-refinenet-resnet50", 21))
     return arrays, torch_state_dict(arrays, 50)
 
 
 @pytest.fixture(scope="module")
 def lw_resnet50_file(lw_resnet50, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("lw") / "lw_resnet50.pth")
-    torch.save(lw_resnet50[1], path)
-    return path
+    return save_with_torch(lw_resnet50[1], tmp_path_factory.mktemp("lw") / "lw_resnet50.pth")
 
 
-def _save(state: dict, path) -> str:
-    torch.save(state, str(path))
-    return str(path)
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
 
 
-def test_lw_resnet_round_trips_exactly_with_data_parallel_prefix_and_classifier_dropped(lw_resnet50, tmp_path):
+def test_lw_resnet_round_trips_exactly_with_data_parallel_prefix_and_classifier_dropped(lw_resnet50, tmp_path,
+                                                                                      zip_format):
     arrays, _ = lw_resnet50
-    src = _save(torch_state_dict(arrays, 50, prefix="module."), tmp_path / "dp.pth")
+    src = save_with_torch(torch_state_dict(arrays, 50, prefix="module."), tmp_path / "dp.pth", zip_format)
     convert_weights(src, "lw-refinenet", "lw-refinenet-resnet50", 3, str(tmp_path / "out"), drop_classifier=True)
     written = checkpoint_arrays(str(tmp_path / "out"))
     assert sorted(written) == sorted(arrays)
@@ -65,7 +67,7 @@ def test_refinenet_pytorch_decoder_keys_and_shapes_match_the_full_model():
         variables = v1.global_variables()
         shapes = {variable_name(v): tuple(v.shape.as_list()) for v in variables}
         arrays = random_weights(shapes)
-        state = {key: tensor.numpy() for key, tensor in torch_state_dict(arrays, 50).items()}
+        state = torch_state_dict(arrays, 50)
         assert "adapt_stage1_b.0.2_conv_relu_varout_dimred.weight" in state
         assert "mflow_conv_g4_b.0.3_conv.bias" in state
         weights = map_state_dict("decoder.pth", state, "resnet", 50, with_decoder=True)
@@ -103,10 +105,10 @@ def test_strict_loading_names_the_offending_key(lw_resnet50, tmp_path, change, e
     if change == "missing":
         del state["layer1.1.bn2.running_var"]
     elif change == "unexpected":
-        state["extra_head.weight"] = torch.zeros(4, 4, 1, 1)
+        state["extra_head.weight"] = np.zeros((4, 4, 1, 1), np.float32)
     else:
         state["p_ims1d2_outl3_dimred.weight"] = state["p_ims1d2_outl3_dimred.weight"][:128]
-    src = _save(state, tmp_path / "broken.pth")
+    src = save_with_torch(state, tmp_path / "broken.pth")
     with pytest.raises(WeightsError, match=expected):
         convert_weights(src, "lw-refinenet", "lw-refinenet-resnet50", 21, str(tmp_path / "out"))
 
@@ -137,8 +139,8 @@ def test_cli_converts_torchvision_backbone_and_reports_errors_in_one_line(lw_res
     arrays, _ = lw_resnet50
     backbone = {name: array for name, array in arrays.items() if is_backbone_variable(name)}
     state = torch_state_dict(backbone, 50)
-    state.update({"fc.weight": torch.zeros(1000, 2048), "fc.bias": torch.zeros(1000)})
-    src = _save(state, tmp_path / "resnet50.pth")
+    state.update({"fc.weight": np.zeros((1000, 2048), np.float32), "fc.bias": np.zeros(1000, np.float32)})
+    src = save_with_torch(state, tmp_path / "resnet50.pth")
     output = str(tmp_path / "out")
     assert run(convert_main, [src, "--source", "torchvision", "--arch", "lw-refinenet-resnet50",
                               "--num-classes", "3", "--output", output, "--class-names", "bg,cat,dog"]) == 0

@@ -3,12 +3,14 @@ written here after the official Light-Weight RefineNet ResNet-50 forward pass (m
 dicts), random weights and batch-norm statistics, converted with ``--source lw-refinenet``."""
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional
+import pytest
 
 from refinenet_tf.weights.convert import convert_weights
 from tests.weights.helpers import run_checkpoint
+
+torch = pytest.importorskip("torch", reason="the reference model runs in PyTorch")
+nn = torch.nn
+functional = torch.nn.functional
 
 NUM_CLASSES = 5
 
