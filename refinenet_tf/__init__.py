@@ -2,9 +2,17 @@
 
 ``from refinenet_tf import RefineNet`` gives the high-level API; it is imported on first use, so
 ``import refinenet_tf`` alone does not load TensorFlow.
+
+When TensorFlow is imported after ``refinenet_tf``, its start-up log lines are kept off stderr (other
+output passes unchanged); set ``REFINENET_TF_VERBOSE=1`` or call ``refinenet_tf.tf_quiet.set_verbose()``
+to see them, see :mod:`refinenet_tf.tf_quiet`.
 """
 
 from __future__ import annotations
+
+from refinenet_tf import tf_quiet
+
+tf_quiet.arm()
 
 __version__ = "0.1.0"
 __all__ = ["RefineNet", "__version__"]

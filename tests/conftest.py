@@ -5,7 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from refinenet_tf import tf_quiet
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# pytest swaps fd 2 for its own capture, so the test process keeps stderr unfiltered; commands the
+# tests start as subprocesses filter as usual (this does not change the environment they inherit)
+tf_quiet.set_verbose(True)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_REFERENCE = REPO.parent / "shared" / "reference"

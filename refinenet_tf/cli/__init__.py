@@ -1,13 +1,24 @@
-"""``python -m refinenet_tf COMMAND [flags]``: one module per command, each with ``main(argv)``."""
+"""``python -m refinenet_tf COMMAND [flags]``: one module per command, each with ``main(argv)``.
+
+Every entry point (the top-level scripts, ``python -m refinenet_tf``, the console scripts) imports
+this package before any command module can import TensorFlow, so ``--verbose`` on the command line is
+honoured here, in time to keep TensorFlow's start-up log (see :mod:`refinenet_tf.tf_quiet`).
+"""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
+from refinenet_tf import tf_quiet
 from refinenet_tf.cli.common import run
+
+if tf_quiet.verbose_flag(sys.argv[1:]):
+    os.environ[tf_quiet.VERBOSE_ENV] = "1"  # for the processes a command starts, too
+    tf_quiet.set_verbose(True)
 
 # command name -> module under refinenet_tf.cli holding its main(argv)
 COMMANDS = {
@@ -32,11 +43,14 @@ def command_main(name: str):
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to a command; ``--help`` lists them."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [tf_quiet.VERBOSE_FLAG]:  # python -m refinenet_tf --verbose COMMAND ...
+        argv = [*argv[1:2], tf_quiet.VERBOSE_FLAG, *argv[2:]]
     available = [name for name in COMMANDS if importlib.util.find_spec(f"refinenet_tf.cli.{COMMANDS[name]}")]
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in available:
-        print("usage: python -m refinenet_tf {" + ",".join(available) + "} [flags]", file=sys.stderr)
-        if argv and argv[0] not in ("-h", "--help"):
-            print(f"error: unknown command {argv[0]!r}", file=sys.stderr)
-            return 2
-        return 0 if argv else 2
+    commands = "{" + ",".join(available) + "}"
+    if argv and argv[0] not in available and argv[0] not in ("-h", "--help", tf_quiet.VERBOSE_FLAG):
+        print(f"error: unknown command {argv[0]!r}; one of {commands}", file=sys.stderr)
+        return 2
+    if not argv or argv[0] not in available:
+        print(f"usage: python -m refinenet_tf [--verbose] {commands} [flags]", file=sys.stderr)
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     return run(command_main(argv[0]), argv[1:])

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-import os
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 
+from refinenet_tf import tf_quiet
 from refinenet_tf.errors import RefineNetError
 
 # DeepLab-ResNet-TF defaults (train.py), the single source for every command.
@@ -76,19 +78,68 @@ def add_data_flags(parser: argparse.ArgumentParser, data_list: str = DATA_LIST_P
                        help=f"label excluded from loss and metrics (default: the model description's, else {IGNORE_LABEL})")
 
 
+VERBOSE_HELP = f"also show TensorFlow's log lines and debug messages (or set {tf_quiet.VERBOSE_ENV}=1)"
+
+
+class _OneLineWarnings(logging.Formatter):
+    """Progress lines as they are; a warning or error record on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if record.levelno < logging.WARNING else one_line(text)
+
+
+def one_line(text: str) -> str:
+    """``text`` with its lines joined by spaces."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning (numpy, PIL, ...) as one ``warning: ...`` line."""
+    print(f"warning: {one_line(str(message))} ({category.__name__})", file=file or sys.stderr)
+
+
 def configure_logging(verbose: bool = False) -> None:
-    """Plain progress lines on stderr; TensorFlow's C++ chatter turned down."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    """Plain progress lines on stderr, warnings on one line; ``verbose`` adds debug lines and TensorFlow's log."""
+    if verbose:
+        tf_quiet.set_verbose(True)
+        logging.getLogger("refinenet_tf").setLevel(logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineWarnings("%(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
+@contextlib.contextmanager
+def _command_conventions() -> Iterator[None]:
+    """While a command runs: its parsers list --verbose, usage errors and Python warnings are one line."""
+    parser_class = argparse.ArgumentParser
+    parse_known_args, error, show_warning = parser_class.parse_known_args, parser_class.error, warnings.showwarning
+
+    def parse_with_verbose(self, args=None, namespace=None):
+        with contextlib.suppress(argparse.ArgumentError):  # a parser with a --verbose of its own keeps it
+            self.add_argument(tf_quiet.VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
+        return parse_known_args(self, args, namespace)
+
+    def one_line_error(self, message: str):
+        self.exit(2, f"error: {one_line(message)} (see {self.prog} --help)\n")
+
+    parser_class.parse_known_args, parser_class.error = parse_with_verbose, one_line_error
+    warnings.showwarning = _show_warning
+    try:
+        yield
+    finally:
+        parser_class.parse_known_args, parser_class.error = parse_known_args, error
+        warnings.showwarning = show_warning
 
 
 def run(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> int:
     """Run a command; a RefineNetError becomes a one-line 'error: ...' and exit status 2."""
-    configure_logging()
+    configure_logging(tf_quiet.verbose_requested(sys.argv[1:] if argv is None else argv))
     try:
-        main(argv)
+        with _command_conventions():
+            main(argv)
     except RefineNetError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
