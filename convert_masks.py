@@ -1,7 +1,9 @@
-"""Convert masks to index PNGs or prepare a data set's list files: see ``convert_masks.py --help``."""
-import sys
+"""Convert masks to index PNGs or prepare a data set's list files; see ``python convert_masks.py --help``."""
 
-from refinenet_tf.cli.common import run
-from refinenet_tf.cli.convert_masks import main
+if __name__ == "__main__":  # spawned workers (the CRF pool) import this file again and must not rerun it
+    import sys
 
-sys.exit(run(main))
+    from refinenet_tf.cli.common import run
+    from refinenet_tf.cli.convert_masks import main
+
+    sys.exit(run(main))

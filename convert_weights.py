@@ -1,8 +1,9 @@
 """Convert pretrained weights to a refinenet-tf checkpoint; see ``python convert_weights.py --help``."""
 
-import sys
+if __name__ == "__main__":  # spawned workers (the CRF pool) import this file again and must not rerun it
+    import sys
 
-from refinenet_tf.cli.common import run
-from refinenet_tf.cli.convert_weights import main
+    from refinenet_tf.cli.common import run
+    from refinenet_tf.cli.convert_weights import main
 
-sys.exit(run(main))
+    sys.exit(run(main))

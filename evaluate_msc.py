@@ -1,8 +1,9 @@
 """Evaluate a checkpoint at several input scales (DeepLab's evaluate_msc.py); see ``--help``."""
 
-import sys
+if __name__ == "__main__":  # spawned workers (the CRF pool) import this file again and must not rerun it
+    import sys
 
-from refinenet_tf.cli.common import run
-from refinenet_tf.cli.evaluate import main
+    from refinenet_tf.cli.common import run
+    from refinenet_tf.cli.evaluate import main
 
-sys.exit(run(main))
+    sys.exit(run(main))

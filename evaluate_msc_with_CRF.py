@@ -1,8 +1,9 @@
 """Evaluate a checkpoint with and without dense-CRF refinement; see ``--help``."""
 
-import sys
+if __name__ == "__main__":  # spawned workers (the CRF pool) import this file again and must not rerun it
+    import sys
 
-from refinenet_tf.cli.common import run
-from refinenet_tf.cli.evaluate_crf import main
+    from refinenet_tf.cli.common import run
+    from refinenet_tf.cli.evaluate_crf import main
 
-sys.exit(run(main))
+    sys.exit(run(main))

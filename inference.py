@@ -1,8 +1,9 @@
 """Segment images: ``python inference.py IMAGE CKPT`` writes coloured masks into ./output/; see ``--help``."""
 
-import sys
+if __name__ == "__main__":  # spawned workers (the CRF pool) import this file again and must not rerun it
+    import sys
 
-from refinenet_tf.cli.common import run
-from refinenet_tf.cli.infer import main
+    from refinenet_tf.cli.common import run
+    from refinenet_tf.cli.infer import main
 
-sys.exit(run(main))
+    sys.exit(run(main))

@@ -1,6 +1,9 @@
-import sys
+"""Train a RefineNet model, DeepLab-ResNet-TF style; see ``python train.py --help``."""
 
-from refinenet_tf.cli.common import run
-from refinenet_tf.cli.train import main
+if __name__ == "__main__":  # spawned workers (the CRF pool) import this file again and must not rerun it
+    import sys
 
-sys.exit(run(main))
+    from refinenet_tf.cli.common import run
+    from refinenet_tf.cli.train import main
+
+    sys.exit(run(main))

@@ -1,6 +1,9 @@
-import sys
+"""Multi-scale training with gradient accumulation (DeepLab's train_msc.py); see ``--help``."""
 
-from refinenet_tf.cli.common import run
-from refinenet_tf.cli.train_msc import main
+if __name__ == "__main__":  # spawned workers (the CRF pool) import this file again and must not rerun it
+    import sys
 
-sys.exit(run(main))
+    from refinenet_tf.cli.common import run
+    from refinenet_tf.cli.train_msc import main
+
+    sys.exit(run(main))

@@ -20,6 +20,7 @@ import tensorflow as tf
 from refinenet_tf.description import ModelDescription, write_text_atomically
 from refinenet_tf.errors import CheckpointError
 from refinenet_tf.models.registry import is_backbone_variable, is_classifier_variable
+from refinenet_tf.weights.source import describe_names
 
 v1 = tf.compat.v1
 
@@ -31,16 +32,43 @@ _CHECKPOINT_SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
 _MAX_LISTED = 5
 _TF_ERROR_FRAME = ("Graph execution error", "Detected at node", "File ", "Node:", "[[", "Hint:")
 _LOG = logging.getLogger(__name__)
+_GROUPS = ("backbone", "decoder", "classifier")
+_TRAINING_STATE = re.compile(r"(/Momentum(_\d+)?|/Adam(_\d+)?|^beta[12]_power(_\d+)?)$")
 
 
 @dataclass(frozen=True)
 class RestoreReport:
-    """What :func:`restore` did, by variable name."""
+    """What a restore did, by variable name."""
 
     checkpoint: str
     restored: tuple[str, ...]
     fresh: tuple[str, ...]  # model variables left at their initial values
     unused: tuple[str, ...]  # checkpoint variables the model does not have
+
+    def summary(self) -> str:
+        """One line: restored and initialised counts by group, and what the checkpoint held that was not used."""
+        line = f"restored {len(self.restored)} variables from {self.checkpoint} ({_by_group(self.restored)})"
+        if self.fresh:
+            line += f"; initialised {len(self.fresh)} ({_by_group(self.fresh, skip_empty=True)})"
+        if self.unused:
+            state = [name for name in self.unused if is_training_state(name)]
+            others = [name for name in self.unused if not is_training_state(name)]
+            parts = [f"{_scopes(others)} ({len(others)} variables)"] if others else []
+            parts += [f"optimizer state and step ({len(state)} variables)"] if state else []
+            line += "; not used from the checkpoint: " + ", ".join(parts)
+        return line
+
+
+def variable_group(name: str) -> str:
+    """'backbone', 'classifier' or 'decoder': how a model variable is restored and reported."""
+    if is_classifier_variable(name):
+        return "classifier"
+    return "backbone" if is_backbone_variable(name) else "decoder"
+
+
+def is_training_state(name: str) -> bool:
+    """True for what a trainer adds to a model's variables: optimizer slots, Adam's powers and the step."""
+    return name == "global_step" or bool(_TRAINING_STATE.search(name))
 
 
 def resolve_checkpoint(path: str) -> str:
@@ -74,31 +102,74 @@ def checkpoint_shapes(path: str) -> dict[str, list[int]]:
         raise CheckpointError(f"{prefix}: cannot read the checkpoint ({_first_line(error)})") from None
 
 
-def restore(session: v1.Session, path: str, variables: Sequence[tf.Variable],
-            skip_classifier: bool = False) -> RestoreReport:
-    """Load ``variables`` from a checkpoint, strictly.
+def restore(session: v1.Session, path: str, variables: Sequence[tf.Variable]) -> RestoreReport:
+    """Load every one of ``variables`` from a checkpoint, strictly: resuming a run, predicting, freezing.
 
-    Every variable must be in the checkpoint with the same shape, except the classifier when
-    ``skip_classifier`` (``--not-restore-last``), and the decoder when the checkpoint holds backbone
-    variables only (an ImageNet initialisation). Skipped variables keep their current values.
-    Checkpoint variables the model lacks (optimizer slots, other heads) are logged.
+    Each variable must be in the checkpoint with the same shape, else CheckpointError naming them and
+    what the checkpoint holds. Checkpoint variables the model lacks are reported as unused.
     """
     prefix = resolve_checkpoint(path)
     reader = _open_reader(prefix)
     shapes = reader.get_variable_to_shape_map()
-    by_name = {variable.op.name: variable for variable in variables}
+    by_name = _by_name(variables)
+    _check_shapes(prefix, by_name, shapes, skip_classifier=False)
+    missing = sorted(name for name in by_name if name not in shapes)
+    if missing:
+        raise CheckpointError(f"{prefix}: {len(missing)} variables are not in the checkpoint: "
+                              f"{_summarise(missing)} ({_what_is_missing(missing, shapes, by_name)})")
+    _assign(session, by_name, reader)
+    report = RestoreReport(prefix, tuple(sorted(by_name)), (), tuple(sorted(set(shapes) - set(by_name))))
+    _LOG.info("restored %d variables from %s", len(report.restored), prefix)
+    return report
+
+
+def restore_trained_model(session: v1.Session, path: str, variables: Sequence[tf.Variable]) -> RestoreReport:
+    """:func:`restore` for prediction: a checkpoint without a RefineNet decoder (a DeepLab or ImageNet
+    model, a converted backbone) is refused with one line saying what it is and what to do with it."""
+    prefix = resolve_checkpoint(path)
+    shapes = _open_reader(prefix).get_variable_to_shape_map()
+    decoder = [variable.op.name for variable in variables if variable_group(variable.op.name) == "decoder"]
+    if decoder and not any(name in shapes for name in decoder):
+        raise CheckpointError(f"{prefix}: a {describe_names(shapes)} checkpoint with no RefineNet decoder; it can "
+                              f"start training (train.py --restore-from {path}), then predict with the snapshots")
+    return restore(session, prefix, variables)
+
+
+def initialise_from(session: v1.Session, path: str, variables: Sequence[tf.Variable],
+                    skip_classifier: bool = False) -> RestoreReport:
+    """Start a model from another checkpoint: every model variable it holds, by name and shape.
+
+    For converted, DeepLab and ImageNet backbone-only checkpoints and snapshots of other runs. Optimizer
+    state and the step are never read from it. The backbone and the decoder are each restored whole or
+    not at all (a checkpoint holding part of one is another architecture), and a shape clash outside the
+    classifier is an error naming the variable. The classifier is restored when its shape fits, unless
+    ``skip_classifier`` (``--not-restore-last``). Variables not restored, and any optimizer slot or step
+    among ``variables``, keep their current values.
+    """
+    prefix = resolve_checkpoint(path)
+    reader = _open_reader(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    by_name = {name: variable for name, variable in _by_name(variables).items() if not is_training_state(name)}
     wanted = {name: variable for name, variable in by_name.items()
               if not (skip_classifier and is_classifier_variable(name))}
     _check_shapes(prefix, wanted, shapes, skip_classifier)
-    fresh = sorted(set(by_name) - set(wanted))
-    missing = sorted(name for name in wanted if name not in shapes)
-    if missing:
-        fresh += _allow_backbone_only(prefix, wanted, missing, shapes)
     loadable = {name: variable for name, variable in wanted.items() if name in shapes}
+    if not loadable:
+        raise CheckpointError(f"{prefix}: shares no variable with the model ({_holds(shapes, by_name)}); "
+                              "check --arch")
+    for group in ("backbone", "decoder"):
+        members = [name for name in by_name if variable_group(name) == group]
+        held = [name for name in members if name in shapes]
+        if held and len(held) < len(members):
+            missing = sorted(set(members) - set(held))
+            raise CheckpointError(f"{prefix}: holds {len(held)} of the model's {len(members)} {group} variables, "
+                                  f"not {_summarise(missing)} ({_holds(shapes, by_name)}); check --arch")
     _assign(session, loadable, reader)
-    unused = sorted(set(shapes) - set(by_name))
-    report = RestoreReport(prefix, tuple(sorted(loadable)), tuple(sorted(fresh)), tuple(unused))
-    _log_report(report)
+    report = RestoreReport(prefix, tuple(sorted(loadable)), tuple(sorted(set(by_name) - set(loadable))),
+                           tuple(sorted(set(shapes) - set(by_name))))
+    _LOG.info(report.summary())
+    if any(variable_group(name) == "backbone" for name in report.fresh):
+        _LOG.warning("%s holds no backbone: the backbone starts from random weights", prefix)
     return report
 
 
@@ -200,22 +271,6 @@ def _check_shapes(prefix: str, wanted: dict[str, tf.Variable], shapes: dict[str,
         raise CheckpointError(message)
 
 
-def _allow_backbone_only(prefix: str, wanted: dict[str, tf.Variable], missing: list[str],
-                         shapes: dict[str, list[int]]) -> list[str]:
-    """Accept missing decoder variables when the checkpoint is a backbone initialisation; else fail."""
-    decoder_in_checkpoint = any(name in shapes for name in wanted if not is_backbone_variable(name))
-    missing_backbone = [name for name in missing if is_backbone_variable(name)]
-    backbone_in_checkpoint = any(name in shapes for name in wanted if is_backbone_variable(name))
-    if decoder_in_checkpoint or missing_backbone or not backbone_in_checkpoint:
-        listed = ", ".join(missing[:_MAX_LISTED]) + (f" and {len(missing) - _MAX_LISTED} more"
-                                                      if len(missing) > _MAX_LISTED else "")
-        raise CheckpointError(f"{prefix}: {len(missing)} model variables are not in the checkpoint: {listed} "
-                              "(a different architecture? check --arch)")
-    _LOG.info("%s holds backbone weights only: the %d decoder variables start freshly initialised",
-              prefix, len(missing))
-    return missing
-
-
 def _assign(session: v1.Session, variables: dict[str, tf.Variable], reader) -> None:
     """Set the variables' values with one run of their initializers (adds no op to the graph)."""
     if not variables:
@@ -227,12 +282,30 @@ def _assign(session: v1.Session, variables: dict[str, tf.Variable], reader) -> N
     session.run([variable.initializer for variable in variables.values()], feed_dict=feed)
 
 
-def _log_report(report: RestoreReport) -> None:
-    _LOG.info("restored %d variables from %s", len(report.restored), report.checkpoint)
-    if report.fresh:
-        _LOG.info("not restored (freshly initialised): %s", _summarise(report.fresh))
-    if report.unused:
-        _LOG.info("in the checkpoint but not used by the model: %s", _summarise(report.unused))
+def _by_name(variables: Sequence[tf.Variable]) -> dict[str, tf.Variable]:
+    return {variable.op.name: variable for variable in variables}
+
+
+def _holds(shapes: dict[str, list[int]], model: dict[str, tf.Variable]) -> str:
+    """'it holds X weights, the model is Y': what a checkpoint looks like, from its variable names."""
+    return f"it holds {describe_names(shapes)} weights, the model is {describe_names(model)}"
+
+
+def _what_is_missing(missing: Sequence[str], shapes: dict[str, list[int]], model: dict[str, tf.Variable]) -> str:
+    if all(is_training_state(name) for name in missing):
+        return ("the checkpoint has no optimizer state for them: it was written with another --optimizer or "
+                "by another program; resume with the same settings or start a new --snapshot-dir")
+    return _holds(shapes, model)
+
+
+def _by_group(names: Sequence[str], skip_empty: bool = False) -> str:
+    counts = {group: sum(1 for name in names if variable_group(name) == group) for group in _GROUPS}
+    return ", ".join(f"{group} {count}" for group, count in counts.items() if count or not skip_empty)
+
+
+def _scopes(names: Sequence[str]) -> str:
+    """The distinct layer scopes of ``names`` (``fc1_voc12_c0, fc1_voc12_c1, ...``), a few at most."""
+    return _summarise(list(dict.fromkeys(name.rsplit("/", 1)[0] for name in names)))
 
 
 def _summarise(names: Sequence[str]) -> str:

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from refinenet_tf import checkpoints
 from refinenet_tf.description import ModelDescription
-from refinenet_tf.errors import CheckpointError, ConfigError, DataError
+from refinenet_tf.errors import ConfigError, DataError
 from refinenet_tf.sessions import new_session
 
 v1 = tf.compat.v1
@@ -52,11 +52,7 @@ def build_inference_graph(description: ModelDescription, checkpoint_path: str | 
         with v1.Session(graph=graph) as session:
             session.run(v1.variables_initializer(variables))
             if checkpoint_path is not None:
-                report = checkpoints.restore(session, checkpoint_path, variables)
-                if report.fresh:
-                    raise CheckpointError(
-                        f"{report.checkpoint}: {len(report.fresh)} model variables are missing "
-                        f"(e.g. {report.fresh[0]}); freeze a trained RefineNet checkpoint")
+                checkpoints.restore_trained_model(session, checkpoint_path, variables)
             frozen = v1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(), list(OUTPUTS))
     frozen = fold_batch_norms(frozen)
     if precision == "bfloat16":

@@ -10,9 +10,10 @@ from PIL import Image
 
 from refinenet_tf.cli.common import run
 from refinenet_tf.cli.convert_masks import main
-from refinenet_tf.data.class_table import ClassTable, write_class_table
+from refinenet_tf.data.class_table import ClassTable, read_class_table, write_class_table
 from refinenet_tf.data.masks import index_to_colour, save_palette_mask, train_ids_to_label_ids
 from refinenet_tf.errors import ConfigError, DataError
+from refinenet_tf.palette import voc_palette
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE = ClassTable(("sky", "road", "car", "tree"), ((70, 130, 180), (128, 64, 128), (0, 0, 142), (107, 142, 35)))
@@ -128,3 +129,69 @@ def test_layout_mode_prepares_lists_and_reports_unmatched(tmp_path, capsys):
     assert lines == [f"/training/images/{i}.png /labels_index/training/{i}.png" for i in range(2)]
     for i, mask in enumerate(masks):
         np.testing.assert_array_equal(read(root / "labels_index" / "training" / f"{i}.png"), mask)
+
+
+@pytest.mark.parametrize("first_row, black_index", [("background", 0), ("Void", 255)])
+def test_black_row_is_a_class_unless_named_void(tmp_path, first_row, black_index):
+    (tmp_path / "class_dict.csv").write_text(f"name,r,g,b\n{first_row},0,0,0\nsky,70,130,180\nroad,128,64,128\n")
+    rgb = np.zeros((4, 6, 3), np.uint8)  # black everywhere but a sky row and a road column
+    rgb[0] = (70, 130, 180)
+    rgb[1:, 5] = (128, 64, 128)
+    save(str(tmp_path / "in" / "m.png"), rgb)
+    main([str(tmp_path / "in"), "--format", "rgb", "--class-dict", str(tmp_path / "class_dict.csv"),
+          "--output-dir", str(tmp_path / "out"), "--quiet"])
+    offset = 1 if black_index == 0 else 0  # a black class takes index 0 and moves sky and road up
+    expected = np.full((4, 6), black_index, np.uint8)
+    expected[0] = offset
+    expected[1:, 5] = offset + 1
+    np.testing.assert_array_equal(read(tmp_path / "out" / "m.png"), expected)
+
+
+def _folders(tmp_path, masks, save_mask):
+    for i, mask in enumerate(masks):
+        save(str(tmp_path / "images" / f"{i}.jpg"), np.zeros((*mask.shape, 3), np.uint8))
+        save_mask(str(tmp_path / "masks" / f"{i}.png"), mask)
+    return [str(tmp_path / "images"), str(tmp_path / "masks"), "--layout", "folders", "--name", "mine",
+            "--lists-dir", str(tmp_path / "dataset"), "--quiet"]
+
+
+def _train_description(class_dict, tmp_path):
+    from refinenet_tf.cli.train import build_parser, resolve_description
+
+    args = build_parser().parse_args(["--class-dict", class_dict, "--snapshot-dir", str(tmp_path / "snapshots")])
+    return resolve_description(args)
+
+
+def test_folders_layout_writes_a_class_dict_for_palette_masks(tmp_path, capsys):
+    masks = [np.array([[0, 1, 255], [4, 1, 0]], np.uint8), np.array([[2, 2, 0], [0, 255, 1]], np.uint8)]
+    main(_folders(tmp_path, masks, save_palette_mask))
+    class_dict = tmp_path / "dataset" / "mine" / "class_dict.csv"
+    assert f"classes: {class_dict} (5 classes)" in capsys.readouterr().out
+    voc = voc_palette(5).tolist()
+    assert class_dict.read_text().splitlines() == ["index,name,r,g,b"] + [
+        f"{i},class_{i},{r},{g},{b}" for i, (r, g, b) in enumerate(voc)]
+    table = read_class_table(str(class_dict))
+    assert table.num_classes == 5 and [list(c) for c in table.colours] == voc
+    for i, mask in enumerate(masks):
+        np.testing.assert_array_equal(read(tmp_path / "masks_index" / f"{i}.png"), mask)
+    description = _train_description(str(class_dict), tmp_path)
+    assert description.num_classes == 5 and description.class_names == [f"class_{i}" for i in range(5)]
+
+
+def test_folders_layout_writes_a_class_dict_for_index_masks(tmp_path):
+    masks = [np.array([[0, 2, 255]], np.uint8), np.array([[1, 0, 0]], np.uint8)]
+    main(_folders(tmp_path, masks, save))
+    table = read_class_table(str(tmp_path / "dataset" / "mine" / "class_dict.csv"))
+    assert table.names == ("class_0", "class_1", "class_2")
+    assert [list(c) for c in table.colours] == voc_palette(3).tolist()
+    assert not (tmp_path / "masks_index").exists()  # index masks are listed as they are
+
+
+def test_folders_layout_keeps_a_given_class_dict_and_checks_the_masks_against_it(tmp_path):
+    write_class_table(str(tmp_path / "class_dict.csv"), TABLE)
+    args = _folders(tmp_path, [np.array([[0, 3, 255]], np.uint8)], save_palette_mask)
+    main(args + ["--class-dict", str(tmp_path / "class_dict.csv")])
+    assert read_class_table(str(tmp_path / "dataset" / "mine" / "class_dict.csv")) == TABLE
+    save_palette_mask(str(tmp_path / "masks" / "0.png"), np.array([[0, 4, 255]], np.uint8))
+    with pytest.raises(DataError, match=r"0\.png: holds class index 4 but the class table lists 4 classes"):
+        main(args + ["--class-dict", str(tmp_path / "class_dict.csv"), "--output-dir", str(tmp_path / "other")])

@@ -6,7 +6,7 @@ Two modes:
   (folders are searched recursively; their structure is kept under OUT);
 * prepare a data set: ``convert_masks.py --layout auto ROOT`` (or ``--layout folders IMAGES MASKS``)
   converts its masks into a new folder and writes ``dataset/<name>/{train,val,...}.txt`` plus
-  ``dataset/<name>/class_dict.csv``; it prints the ``--data-dir`` to train with.
+  ``dataset/<name>/class_dict.csv`` (every layout writes one); it prints the ``--data-dir`` to train with.
 
 Inputs are never overwritten: the output folder must differ from (and not lie inside) the input folders.
 """
@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="mask format: rgb (colour masks, needs --class-dict), palette (palette PNGs, VOC), "
                              "cityscapes (*_labelIds.png -> 19 train ids); 'index' (already index masks) and "
                              "the default 'guess from the first mask' only apply to --layout folders")
-    parser.add_argument("--class-dict", default=None, help="class_dict.csv (header name,r,g,b) for rgb masks")
+    parser.add_argument("--class-dict", default=None,
+                        help="class_dict.csv (header name,r,g,b or index,name,r,g,b): needed for rgb masks; with "
+                             "--layout folders it is also the table for palette and index masks (default: class_0 up to "
+                             "the highest index found, in the masks' palette colours, or VOC's for index masks)")
     parser.add_argument("--ignore-label", type=int, default=IGNORE_LABEL,
                         help=f"label for void and ignored pixels (default {IGNORE_LABEL})")
     parser.add_argument("--unknown", choices=UNKNOWN_POLICIES, default="error",

@@ -63,16 +63,18 @@ def checkpoint_description(args: argparse.Namespace, checkpoint: str | None) -> 
     return prefix, description
 
 
-def build_parser(with_crf: bool = False) -> argparse.ArgumentParser:
+def build_parser(with_crf: bool = False, multiscale: bool = True) -> argparse.ArgumentParser:
+    """The flags of evaluate_msc.py, of evaluate_msc_with_CRF.py (``with_crf``) or of evaluate.py (not ``multiscale``)."""
     from refinenet_tf.data.reader import ON_BAD_SAMPLE
     from refinenet_tf.train.multiscale import DEFAULT_SCALES
 
-    prog = "evaluate_msc_with_CRF.py" if with_crf else "evaluate_msc.py"
+    prog = "evaluate_msc_with_CRF.py" if with_crf else "evaluate_msc.py" if multiscale else "evaluate.py"
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     common.add_model_flags(parser)
     common.add_data_flags(parser, data_list=DATA_LIST_PATH)
-    parser.add_argument("--num-steps", type=int, default=None, help="evaluate only the first N images of the list")
-    add_predict_flags(parser, DEFAULT_SCALES)
+    parser.add_argument("--num-steps", type=int, default=None,
+                        help="evaluate only the first N images of the list (DeepLab's name for the image count)")
+    add_predict_flags(parser, DEFAULT_SCALES if multiscale else (1.0,))
     parser.add_argument("--output", default=None, help="write the scores and confusion matrix to this JSON file")
     parser.add_argument("--save-dir", default=None, help="write <stem>.png index and <stem>_colour.png masks here")
     parser.add_argument("--on-bad-sample", choices=ON_BAD_SAMPLE, default="fail",
@@ -89,7 +91,7 @@ def build_parser(with_crf: bool = False) -> argparse.ArgumentParser:
     return parser
 
 
-def run_evaluation(argv: Sequence[str] | None, with_crf: bool) -> dict:
+def run_evaluation(argv: Sequence[str] | None, with_crf: bool, multiscale: bool = True) -> dict:
     """Parse flags, evaluate, print the table(s), write --output; returns the results dict."""
     from refinenet_tf.data.listfile import read_list_file
     from refinenet_tf.evaluate.crf import crf_params_from_args, require_pydensecrf
@@ -101,7 +103,7 @@ def run_evaluation(argv: Sequence[str] | None, with_crf: bool) -> dict:
         write_results_json,
     )
 
-    args = build_parser(with_crf).parse_args(argv)
+    args = build_parser(with_crf, multiscale).parse_args(argv)
     crf = None
     if with_crf:
         require_pydensecrf()
@@ -137,4 +139,10 @@ def run_evaluation(argv: Sequence[str] | None, with_crf: bool) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``evaluate_msc.py``: scales 1.0, 0.75 and 0.5 by default."""
     run_evaluation(argv, with_crf=False)
+
+
+def main_single_scale(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``evaluate.py``: DeepLab's single-scale evaluation, the same evaluator."""
+    run_evaluation(argv, with_crf=False, multiscale=False)

@@ -6,19 +6,18 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from refinenet_tf import checkpoints
 from refinenet_tf.cli import common
 from refinenet_tf.data.class_table import read_class_table
 from refinenet_tf.description import ModelDescription, Preprocessing, has_description, load_description
 from refinenet_tf.errors import ConfigError
 from refinenet_tf.models.layers import DEFAULT_BATCH_NORM_DECAY
-from refinenet_tf.models.registry import DEFAULT_ARCH, default_description
+from refinenet_tf.models.registry import DEFAULT_ARCH, check_arch, default_description
 from refinenet_tf.train.distributed import ALL_DEVICES, DEVICES_HELP
 from refinenet_tf.train.multiscale import DEFAULT_SCALES, FUSIONS
 from refinenet_tf.train.optimizer import DECODER_LR_MULT, OPTIMIZERS
 from refinenet_tf.train.precision import PRECISIONS
 from refinenet_tf.train.schedule import SCHEDULES
-from refinenet_tf.train.trainer import LOG_EVERY, TrainConfig, Trainer
+from refinenet_tf.train.trainer import LOG_EVERY, TrainConfig, Trainer, resume_point
 
 _LOG = logging.getLogger(__name__)
 
@@ -68,9 +67,9 @@ def build_parser(multiscale: bool = False) -> argparse.ArgumentParser:
                        "(--batch-size is the global batch; see docs/DISTRIBUTED.md)")
     group.add_argument("--precision", choices=PRECISIONS, default="float32",
                        help="compute type; variables stay float32, float16 uses loss scaling")
+    group.add_argument("--grad-update-every", type=int, default=10 if multiscale else 1,
+                       help="batches whose gradients are accumulated into one update (default %(default)s)")
     if multiscale:
-        group.add_argument("--grad-update-every", type=int, default=10,
-                           help="batches whose gradients are accumulated into one update")
         group.add_argument("--fusion", choices=FUSIONS, default="max", help="how the scales' logits are fused")
         group.add_argument("--scales", type=common.parse_floats, default=DEFAULT_SCALES,
                            help="input scales, the first one sets the fused size")
@@ -88,7 +87,12 @@ def resolve_description(args: argparse.Namespace) -> ModelDescription:
     """The model to train: flags first, then the description of the run being resumed or restored, then defaults."""
     source = _source_description(args)
     arch = args.arch or (source.arch if source else DEFAULT_ARCH)
-    base = source if source is not None and source.arch == arch else default_description(arch)
+    base = default_description(arch)
+    if source is not None and check_arch(source.arch).backbone == check_arch(arch).backbone:
+        # what the weights mean (stride placement, padding, epsilon, preprocessing) travels with them
+        base = source if source.arch == arch else base.replace(
+            stride_on=source.stride_on, padding=source.padding, batch_norm_epsilon=source.batch_norm_epsilon,
+            preprocessing=source.preprocessing, ignore_label=source.ignore_label)
     table = read_class_table(args.class_dict) if args.class_dict else None
     num_classes = args.num_classes or (table.num_classes if table else None) or \
         (source.num_classes if source else common.NUM_CLASSES)
@@ -124,7 +128,7 @@ def config_from_args(args: argparse.Namespace, multiscale: bool = False) -> Trai
         not_restore_last=args.not_restore_last, save_num_images=args.save_num_images,
         save_pred_every=args.save_pred_every, log_every=args.log_every, on_bad_sample=args.on_bad_sample,
         threads=args.threads,
-        grad_update_every=args.grad_update_every if multiscale else 1,
+        grad_update_every=args.grad_update_every,
         scales=args.scales if multiscale else (1.0,),
         fusion=args.fusion if multiscale else "max",
         devices=args.devices, precision=args.precision,
@@ -152,8 +156,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _source_description(args: argparse.Namespace) -> ModelDescription | None:
     """The description of the snapshots being resumed, else of the --restore-from checkpoint, if any."""
-    if checkpoints.latest_snapshot(args.snapshot_dir) and has_description(args.snapshot_dir):
-        return load_description(args.snapshot_dir)
+    resumed = resume_point(args.snapshot_dir, args.restore_from)
+    if resumed is not None:
+        return load_description(args.snapshot_dir) if has_description(args.snapshot_dir) else None
     if args.restore_from and has_description(args.restore_from):
         return load_description(args.restore_from)
     return None

@@ -3,9 +3,12 @@
 Two header forms are read:
 
 * ``name,r,g,b`` (Semantic Segmentation Suite): one class per row, class index = position among the
-  rows; a row coloured (0,0,0) (usually ``void``) is not a class, it marks pixels to ignore.
-* ``index,name,r,g,b``: explicit indices 0..C-1 in order. Written when black is a real class (VOC's
-  background), where the first form cannot say so.
+  class rows. A black (0,0,0) row whose name marks it as void (:data:`VOID_NAMES`: void, ignore,
+  ignored, unlabeled, unlabelled, unknown, none, don't care / dontcare; case, ``_`` and ``-`` do not
+  matter) is not a class: it marks pixels to ignore, does not take an index, and is logged at INFO.
+  A black row with any other name (``background``) is a class like the others.
+* ``index,name,r,g,b``: explicit indices 0..C-1 in order; every row is a class, black ones too.
+  Written when black is a class (VOC's background).
 
 Everywhere, black pixels mean "ignore" unless black is one of the classes.
 """
@@ -14,7 +17,9 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
+import re
 from dataclasses import dataclass
 
 from refinenet_tf.description import write_text_atomically
@@ -26,6 +31,11 @@ BLACK: Colour = (0, 0, 0)
 FILE_NAME = "class_dict.csv"
 NAMED_HEADER = ("name", "r", "g", "b")
 INDEXED_HEADER = ("index", "name", "r", "g", "b")
+# Names that make a black row of a name,r,g,b table the ignore colour (compared by is_void_name).
+VOID_NAMES = frozenset({"void", "ignore", "ignored", "unlabeled", "unlabelled", "unknown", "none",
+                        "don't care", "dont care", "dontcare"})
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,7 @@ def read_class_table(path: str) -> ClassTable:
     indexed = header == INDEXED_HEADER
     names: list[str] = []
     colours: list[Colour] = []
+    void_name: str | None = None  # the first black row taken as the ignore colour
     for line, row in numbered[1:]:
         where = f"{path}:{line}"
         if len(row) != len(header):
@@ -92,8 +103,16 @@ def read_class_table(path: str) -> ClassTable:
         colour = tuple(_integer(value, channel, where) for value, channel in zip(fields[1:], "rgb", strict=True))
         if not all(0 <= v <= 255 for v in colour):
             raise DataError(f"{where}: colour {colour} is outside 0..255")
-        if colour == BLACK and not indexed:
+        if colour == BLACK and not indexed and is_void_name(name):
+            if BLACK in colours:
+                raise DataError(f"{where}: {name!r} (0,0,0) would mark pixels to ignore, but (0,0,0) is already "
+                                f"class {names[colours.index(BLACK)]!r}; keep one of the two rows")
+            log.info("%s: %r (0,0,0) marks pixels to ignore, not a class", where, name)
+            void_name = void_name or name
             continue
+        if colour == BLACK and void_name is not None:
+            raise DataError(f"{where}: class {name!r} is (0,0,0), which the {void_name!r} row above marks as "
+                            "ignored; keep one of the two rows")
         if name in names:
             raise DataError(f"{where}: class name {name!r} appears twice")
         if colour in colours:
@@ -103,6 +122,11 @@ def read_class_table(path: str) -> ClassTable:
     if not names:
         raise DataError(f"{path}: the class table lists no classes (only void rows)")
     return ClassTable(tuple(names), tuple(colours))
+
+
+def is_void_name(name: str) -> bool:
+    """Whether a black row called ``name`` marks pixels to ignore (see :data:`VOID_NAMES`)."""
+    return re.sub(r"[\s_-]+", " ", name.lower()).strip() in VOID_NAMES
 
 
 def write_class_table(path: str, table: ClassTable) -> str:

@@ -4,6 +4,10 @@ Each ``prepare_*`` function converts masks into a new folder (inputs are never t
 ``<lists_dir>/<name>/{train,val,...}.txt`` with lines ``/image /mask`` relative to the data set's
 ``data_dir`` and ``<lists_dir>/<name>/class_dict.csv``, and returns what it wrote, including files it
 could not pair (they are logged too, never silently dropped).
+
+Every layout writes a class table. Palette and index masks without a given table get one made from
+the masks: classes 0..(highest index present, the ignore label aside), named ``class_<i>``, coloured
+by the masks' palette (palette PNGs) or the VOC palette (index masks).
 """
 
 from __future__ import annotations
@@ -12,16 +16,25 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TextIO
 
 import numpy as np
 
 from refinenet_tf.data.class_table import FILE_NAME as CLASS_DICT
-from refinenet_tf.data.class_table import ClassTable, read_class_table, voc_table, write_class_table
-from refinenet_tf.data.masks import IGNORE_LABEL, MaskConverter, convert_mask_files, open_image
+from refinenet_tf.data.class_table import ClassTable, Colour, read_class_table, voc_table, write_class_table
+from refinenet_tf.data.masks import (
+    IGNORE_LABEL,
+    VOC_VOID_INDEX,
+    MaskConverter,
+    Progress,
+    convert_mask_files,
+    open_image,
+)
 from refinenet_tf.description import write_text_atomically
 from refinenet_tf.errors import ConfigError, DataError
+from refinenet_tf.palette import voc_palette
 
 LAYOUTS = ("class-dict", "voc", "cityscapes", "folders")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -271,6 +284,8 @@ def prepare_folder_dataset(images_dir: str, masks_dir: str, name: str, lists_dir
     ``mask_format``: ``index`` (used as they are), ``rgb`` (needs ``table``), ``palette``, ``cityscapes``,
     or ``auto`` (grey masks are index masks, palette PNGs palette masks, colour masks rgb).
     Converted masks go to ``output_dir`` (default: ``<masks_dir>_index`` beside the masks folder).
+    Index and palette masks are read for the class indices they hold: ``table`` (if given) must list
+    them all, else a table is made from them (see the module docstring).
     """
     options = options or ConversionOptions()
     if not 0.0 <= val_fraction < 1.0:
@@ -280,6 +295,8 @@ def prepare_folder_dataset(images_dir: str, masks_dir: str, name: str, lists_dir
         raise DataError(f"{images_dir}, {masks_dir}: no image and mask share a file stem")
     if mask_format == "auto":
         mask_format = _guess_mask_format(pairing.pairs[0][1], table)
+    if mask_format in ("index", "palette"):
+        table = _check_or_make_table([mask for _, mask in pairing.pairs], mask_format, table, options)
     if mask_format == "index":
         pairs = list(pairing.pairs)
     else:
@@ -298,6 +315,85 @@ def prepare_folder_dataset(images_dir: str, masks_dir: str, name: str, lists_dir
     if val:
         splits["val"] = val
     return _finish(name, lists_dir, splits, table, pairing.unmatched)
+
+
+def _check_or_make_table(masks: Sequence[str], mask_format: str, table: ClassTable | None,
+                         options: ConversionOptions) -> ClassTable:
+    """``table`` once the masks' class indices are checked against it, else a table made from the masks."""
+    ignored = {options.ignore_label} | ({VOC_VOID_INDEX} if mask_format == "palette" else set())
+    values, palettes = _mask_values(masks, mask_format, options)
+    classes = sorted(set(values) - ignored)
+    if not classes:
+        raise DataError(f"{os.path.dirname(masks[0])}: the masks hold only ignored pixels "
+                        f"(values {sorted(values)}), no class index")
+    top = classes[-1]
+    if top > options.ignore_label:
+        raise DataError(f"{values[top]}: holds class index {top}, above the ignore label {options.ignore_label} "
+                        "(class indices must be below --ignore-label)")
+    if table is not None:
+        if top >= table.num_classes:
+            raise DataError(f"{values[top]}: holds class index {top} but the class table lists "
+                            f"{table.num_classes} classes ({', '.join(table.names[:5])}"
+                            f"{', ...' if table.num_classes > 5 else ''})")
+        return table
+    voc = [tuple(int(v) for v in c) for c in voc_palette(top + 1)]
+    wanted: list[Colour | None] = voc if mask_format == "index" else [
+        _palette_colour(palettes.get(values.get(index, masks[0])), index) for index in range(top + 1)]
+    colours = _distinct_colours(wanted, set(classes), os.path.dirname(masks[0]))
+    log.info("%s: %d classes (highest index %d); class_dict.csv names them class_<i>, coloured by the %s",
+             os.path.dirname(masks[0]), top + 1, top, "masks' palette" if mask_format == "palette" else "VOC palette")
+    return ClassTable(tuple(f"class_{i}" for i in range(top + 1)), tuple(colours))
+
+
+def _mask_values(masks: Sequence[str], mask_format: str,
+                 options: ConversionOptions) -> tuple[dict[int, str], dict[str, list[Colour]]]:
+    """Each value in the masks -> the first mask holding it, and each palette mask's palette colours."""
+
+    modes = ("L",) if mask_format == "index" else ("P", "L")
+    what = "an index mask (8-bit grey)" if mask_format == "index" else "a palette mask (8-bit palette or grey)"
+    hints = {"P": "; palette masks need --format palette", "RGB": "; colour masks need --format rgb"}
+
+    def read(path: str) -> tuple[str, np.ndarray, list[Colour] | None]:
+        image = open_image(path)
+        if image.mode not in modes:
+            raise DataError(f"{path}: a {image.mode} image, not {what}{hints.get(image.mode, '')}")
+        palette = image.getpalette() if image.mode == "P" else None
+        colours = None if palette is None else [tuple(palette[i:i + 3]) for i in range(0, len(palette) - 2, 3)]
+        return path, np.flatnonzero(np.bincount(np.asarray(image).ravel(), minlength=256)), colours
+
+    values: dict[int, str] = {}
+    palettes: dict[str, list[Colour]] = {}  # kept for the first mask holding some value
+    bar = Progress(len(masks), "reading class indices", options.progress)
+    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+        for path, present, colours in pool.map(read, masks):
+            new = [value for value in present.tolist() if value not in values]
+            values.update((value, path) for value in new)
+            if new and colours is not None:
+                palettes[path] = colours
+            bar.advance()
+    bar.close()
+    return values, palettes
+
+
+def _palette_colour(palette: list[Colour] | None, index: int) -> Colour | None:
+    return palette[index] if palette is not None and index < len(palette) else None
+
+
+def _distinct_colours(wanted: list[Colour | None], present: set[int], where: str) -> list[Colour]:
+    """Class i gets ``wanted[i]`` unless another class has it (classes present first); else a spare VOC colour."""
+    owner: dict[Colour, int] = {}
+    for index in sorted(present) + [i for i in range(len(wanted)) if i not in present]:
+        colour = wanted[index]
+        if colour is None:
+            continue
+        if colour not in owner:
+            owner[colour] = index
+        elif index in present:
+            log.warning("%s: the palette gives class %d the colour %s of class %d; class_dict.csv gives class %d "
+                        "another colour", where, index, colour, owner[colour], index)
+    chosen = {index: colour for colour, index in owner.items()}
+    spare = (colour for colour in (tuple(int(v) for v in c) for c in voc_palette(256)) if colour not in owner)
+    return [chosen[index] if index in chosen else next(spare) for index in range(len(wanted))]
 
 
 # --- list writing --------------------------------------------------------------------------------------

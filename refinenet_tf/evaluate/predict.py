@@ -28,8 +28,8 @@ import tensorflow as tf
 
 from refinenet_tf import checkpoints
 from refinenet_tf.description import ModelDescription, has_description, load_description
-from refinenet_tf.errors import CheckpointError, ConfigError, DataError, DescriptionError
-from refinenet_tf.models.registry import default_description
+from refinenet_tf.errors import ConfigError, DataError, DescriptionError
+from refinenet_tf.models.registry import DEFAULT_ARCH, default_description
 from refinenet_tf.sessions import new_session
 from refinenet_tf.train.multiscale import FUSIONS, multiscale_logits
 
@@ -101,7 +101,7 @@ def description_for_checkpoint(checkpoint: str, arch: str | None = None, num_cla
     ``model.json`` beside the checkpoint is the truth: ``arch``, ``num_classes``, ``stride_on`` and
     ``padding`` given as flags must agree with it (they decide which weights fit and what they mean),
     else DescriptionError names both values. ``img_mean`` and ``ignore_label`` override it. Without a
-    model.json, ``arch`` is required and the architecture's defaults fill the rest.
+    model.json, ``arch`` (default: the default architecture) and its defaults fill the rest.
     """
     if has_description(checkpoint):
         description = load_description(checkpoint)
@@ -112,11 +112,10 @@ def description_for_checkpoint(checkpoint: str, arch: str | None = None, num_cla
             if given is not None and given != saved:
                 raise DescriptionError(f"{flag} {given} disagrees with the checkpoint's model description "
                                        f"({saved}) at {checkpoint}; drop the flag or use a matching checkpoint")
-    elif arch is None:
-        description = load_description(checkpoint)  # raises, naming the missing model.json
-    else:
+    else:  # a DeepLab-style checkpoint: the flags, else the default architecture with DeepLab's conventions
         layout = {key: value for key, value in (("stride_on", stride_on), ("padding", padding)) if value}
-        description = default_description(arch, num_classes if num_classes is not None else 21, **layout)
+        description = default_description(arch or DEFAULT_ARCH, num_classes if num_classes is not None else 21,
+                                          **layout)
     changes = {}
     if img_mean is not None:
         if len(img_mean) != 3:
@@ -130,14 +129,10 @@ def description_for_checkpoint(checkpoint: str, arch: str | None = None, num_cla
 def restore_model(session: v1.Session, checkpoint: str) -> str:
     """Restore every model variable of the session's graph; returns the checkpoint prefix.
 
-    Unlike training, nothing may stay uninitialised: a backbone-only checkpoint is refused.
+    Unlike training, nothing may stay uninitialised: a checkpoint without a trained decoder is refused.
     """
     with session.graph.as_default():
-        report = checkpoints.restore(session, checkpoint, v1.global_variables())
-    if report.fresh:
-        raise CheckpointError(f"{report.checkpoint}: holds no trained decoder ({len(report.fresh)} variables "
-                              f"missing, e.g. {report.fresh[0]}); evaluate a trained RefineNet checkpoint")
-    return report.checkpoint
+        return checkpoints.restore_trained_model(session, checkpoint, v1.global_variables()).checkpoint
 
 
 def check_options(options: PredictOptions) -> None:

@@ -82,6 +82,10 @@ def resolve_devices(devices: str = ALL_DEVICES) -> list[str]:
         return gpus or [tf.config.list_logical_devices("CPU")[0].name]
     if text.isdigit():
         count = int(text)
+        if not gpus:
+            raise ConfigError(f"--devices {count} asks for {count} GPU{'' if count == 1 else 's'} but this machine "
+                              "has none visible; use --devices all (the CPU) or a device list such as /cpu:0 "
+                              "(see docs/DISTRIBUTED.md)")
         if not 1 <= count <= len(gpus):
             raise ConfigError(f"--devices {count}: {len(gpus)} GPU(s) are visible; give 1 to {len(gpus)} or "
                               "a device list such as /cpu:0")

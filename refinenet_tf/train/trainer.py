@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -32,7 +33,7 @@ from refinenet_tf.train import distributed
 from refinenet_tf.train.losses import pixel_cross_entropy, weight_decay_loss
 from refinenet_tf.train.memory import check_fits_in_memory
 from refinenet_tf.train.multiscale import FUSIONS, MultiScaleLogits, multiscale_logits, multiscale_loss
-from refinenet_tf.train.optimizer import DECODER_LR_MULT, build_train_ops
+from refinenet_tf.train.optimizer import DECODER_LR_MULT, build_train_ops, variable_name
 from refinenet_tf.train.precision import check_precision, loss_scale, model_precision
 from refinenet_tf.train.schedule import make_schedule
 from refinenet_tf.train.summaries import comparison_summary
@@ -134,7 +135,7 @@ class Trainer:
         self.schedule = make_schedule(config.schedule, config.learning_rate, config.num_steps, config.power)
         self.skipped = SkipCounter()
         self._stop_reason: str | None = None
-        self._resume_from = checkpoints.latest_snapshot(config.snapshot_dir)
+        self._resume_from = resume_point(config.snapshot_dir, config.restore_from)
         if self._resume_from:
             self._check_snapshot_description()
         elif config.restore_from:
@@ -159,8 +160,13 @@ class Trainer:
         with v1.Session(placement.target, graph=self.graph, config=placement.session_config) as session, \
                 self._stop_on_signals():
             step = self._initialise(session)
-            writer = v1.summary.FileWriter(config.snapshot_dir)
             last_snapshot, loss = self._resume_from, None
+            if not self._resume_from and placement.is_chief:
+                # the starting weights as model.ckpt-0: what DeepLab's scripts name after one step, and a
+                # resume point before the first snapshot is due
+                last_snapshot = checkpoints.save_snapshot(parts.saver, session, config.snapshot_dir, 0,
+                                                          config.description)
+            writer = v1.summary.FileWriter(config.snapshot_dir)
             progress = _Progress(step, config.num_steps, config.batch_size * config.grad_update_every)
             try:
                 while step < config.num_steps:
@@ -212,9 +218,14 @@ class Trainer:
             global_step = v1.train.get_or_create_global_step()
             learning_rate = self.schedule.rate(global_step)
 
+            model_names: list[str] = []
+
             def replica_step(images, labels, loss_factor):
                 collect_update_ops = distributed.collect_new(v1.GraphKeys.UPDATE_OPS)
                 logits, loss = self._model_and_loss(images, labels)
+                if not model_names:  # the variables the model made, before any optimizer slot exists
+                    model_names.extend(name for name in map(variable_name, v1.global_variables())
+                                       if name != variable_name(global_step))
                 trainable = v1.trainable_variables()
                 loss = loss + weight_decay_loss(trainable, config.weight_decay)
                 update_ops = collect_update_ops() if config.train_batch_norm else []
@@ -225,7 +236,8 @@ class Trainer:
                 return logits, loss, train_ops
 
             step = distributed.replicate(placement, dataset, replica_step)
-            model_variables = [variable for variable in v1.global_variables() if variable is not global_step]
+            model_variables = [variable for variable in v1.global_variables()
+                               if variable_name(variable) in set(model_names)]
             scalar_summary = v1.summary.merge([v1.summary.scalar("loss", step.loss),
                                                v1.summary.scalar("learning_rate", learning_rate)])
             count = min(config.save_num_images, config.batch_size // placement.replicas)
@@ -273,22 +285,30 @@ class Trainer:
         config, parts = self.config, self._parts
         session.run(parts.initialise)
         if self._resume_from:
-            self._restore(session, self._resume_from, parts.saver_variables)
+            checkpoints.restore(session, self._resume_from, self._first_copies(parts.saver_variables))
+            self._sync_replicas(session)
             step = int(session.run(parts.global_step))
             _LOG.info("resuming from %s at step %d", self._resume_from, step)
-            if config.restore_from:
+            if config.restore_from and checkpoints.resolve_checkpoint(config.restore_from) != self._resume_from:
                 _LOG.info("--restore-from %s is not used when resuming", config.restore_from)
             return step
         if config.restore_from:
-            self._restore(session, config.restore_from, parts.model_variables, skip_classifier=config.not_restore_last)
-        else:
+            checkpoints.initialise_from(session, config.restore_from, self._first_copies(parts.model_variables),
+                                        skip_classifier=config.not_restore_last)
+            self._sync_replicas(session)
+        elif config.train_batch_norm:
             _LOG.warning("no --restore-from: every weight starts from random initialisation")
+        else:
+            _LOG.warning("no --restore-from: training from random weights with frozen batch norm rarely works; "
+                         "use --is-training --optimizer adam --decoder-lr-mult 1 (see the README)")
         return 0
 
-    def _restore(self, session: v1.Session, path: str, variables: list, skip_classifier: bool = False) -> None:
-        """Restore into the first replica's copies, then copy them to the other replicas."""
-        checkpoints.restore(session, path, distributed.first_copies(self._placement, variables),
-                            skip_classifier=skip_classifier)
+    def _first_copies(self, variables: list) -> list:
+        """The first replica's copies of ``variables``, which a restore loads."""
+        return distributed.first_copies(self._placement, variables)
+
+    def _sync_replicas(self, session: v1.Session) -> None:
+        """After a restore, give every replica the first replica's values."""
         if self._parts.sync_replicas is not None:
             session.run(self._parts.sync_replicas)
 
@@ -362,6 +382,21 @@ class _Progress:
         speed = self._images_per_step / seconds_per_step if seconds_per_step > 0 else float("inf")
         return (f"step {step}/{self._num_steps}  loss {loss:.4f}  lr {learning_rate:.3g}  "
                 f"{speed:.1f} images/s  ETA {eta}")
+
+
+def resume_point(snapshot_dir: str, restore_from: str | None = None) -> str | None:
+    """The snapshot a run continues from, or None for a fresh start.
+
+    The newest snapshot in ``snapshot_dir``; when ``restore_from`` names a snapshot inside
+    ``snapshot_dir`` (an earlier one of the same run), that one. Any other ``restore_from`` only
+    initialises the weights of a fresh run.
+    """
+    latest = checkpoints.latest_snapshot(snapshot_dir)
+    if latest is None or not restore_from:
+        return latest
+    chosen = checkpoints.resolve_checkpoint(restore_from)
+    same_run = os.path.realpath(os.path.dirname(chosen)) == os.path.realpath(snapshot_dir)
+    return chosen if same_run else latest
 
 
 def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResult:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "model.ckpt"
 DEFAULT_SEED = 1234
+NAMED_PER_KIND = 3  # missing, unexpected and mis-shaped names shown in an error, each
 
 
 def _read_deeplab(path: str, spec: ArchSpec) -> SourceWeights:
@@ -103,16 +104,25 @@ class LoadReport:
         return not (self.missing or self.unexpected or self.mis_shaped)
 
     def describe(self, label: Callable[[str], str] = str) -> str:
-        """Every problem by name, on one line; ``label`` renders a name (e.g. with its key in the file)."""
+        """The count of each kind of problem and a few names of each, on one line; ``label`` renders a name
+        (e.g. with its key in the file)."""
         parts = []
         if self.missing:
-            parts.append(f"{len(self.missing)} missing from the file: {', '.join(self.missing)}")
+            parts.append(f"{len(self.missing)} missing from the file: {_some(self.missing)}")
         if self.unexpected:
-            parts.append(f"{len(self.unexpected)} unexpected: {', '.join(label(n) for n in self.unexpected)}")
+            parts.append(f"{len(self.unexpected)} unexpected: {_some([label(n) for n in self.unexpected])}")
         if self.mis_shaped:
-            shapes = ", ".join(f"{label(n)} is {list(a)} but the model needs {list(v)}" for n, a, v in self.mis_shaped)
-            parts.append(f"{len(self.mis_shaped)} mis-shaped: {shapes}")
+            shapes = [f"{label(n)} is {list(a)} but the model needs {list(v)}" for n, a, v in self.mis_shaped]
+            parts.append(f"{len(self.mis_shaped)} mis-shaped: {_some(shapes)}")
         return "; ".join(parts)
+
+
+def _some(items: list[str]) -> str:
+    """All of ``items`` when there are at most :data:`NAMED_PER_KIND`, else the first few and the last."""
+    if len(items) <= NAMED_PER_KIND:
+        return ", ".join(items)
+    shown = items[:NAMED_PER_KIND - 1]
+    return f"{', '.join(shown)} and {len(items) - len(shown)} more, the last {items[-1]}"
 
 
 def variable_name(variable) -> str:

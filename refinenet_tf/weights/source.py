@@ -67,4 +67,6 @@ def describe_names(names) -> str:
         parts.append("Light-Weight RefineNet decoder")
     elif any(name.startswith("crp1/") for name in names):
         parts.append("Light-Weight RefineNet MobileNet-v2 decoder")
+    if any(name.startswith("fc1_voc12") for name in names):
+        parts.append("DeepLab classifier (fc1_voc12)")
     return " + ".join(parts) if parts else "no recognisable RefineNet layers"

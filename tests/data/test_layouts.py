@@ -20,6 +20,7 @@ from refinenet_tf.data.layouts import (
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.data.masks import index_to_colour, save_palette_mask, train_ids_to_label_ids
 from refinenet_tf.errors import ConfigError, DataError
+from refinenet_tf.palette import voc_palette
 
 TABLE = ClassTable(("sky", "road", "car"), ((70, 130, 180), (128, 64, 128), (0, 0, 142)))
 QUIET = ConversionOptions(progress=None)
@@ -162,7 +163,10 @@ def test_folders_index_masks_with_a_val_split(tmp_path):
     assert detect_layout(str(tmp_path / "data")) == "folders"
     prepared = prepare_folder_dataset(str(tmp_path / "data" / "images"), str(tmp_path / "data" / "masks"), "mine",
                                       lists_dir=str(tmp_path / "dataset"), val_fraction=0.3, seed=3, options=QUIET)
-    assert prepared.counts == {"train": 7, "val": 3} and prepared.class_dict is None
+    assert prepared.counts == {"train": 7, "val": 3}
+    table = read_class_table(prepared.class_dict)
+    assert table.names == ("class_0", "class_1", "class_2", "class_3")
+    assert [list(c) for c in table.colours] == voc_palette(4).tolist()
     train, val = listed(prepared, "train"), listed(prepared, "val")
     assert {os.path.basename(p) for p, _ in train} | {os.path.basename(p) for p, _ in val} == {f"{i:02d}.jpg" for i in range(10)}
     assert all(m.ndim == 2 for _, m in train + val)
@@ -178,6 +182,62 @@ def test_folders_with_colour_masks_through_prepare_dataset(tmp_path):
     prepared = prepare_dataset(str(tmp_path), lists_dir=str(tmp_path / "dataset"), options=QUIET)
     np.testing.assert_array_equal(listed(prepared, "train")[0][1], index_mask(0, 3))
     assert os.path.isfile(tmp_path / "labels_index" / "x.png")
+
+
+def save_with_palette(path, index, palette):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    picture = Image.fromarray(np.asarray(index, np.uint8), mode="L").convert("P")
+    picture.putpalette(np.asarray(palette, np.uint8).ravel().tolist())
+    picture.save(path)
+
+
+def test_folders_palette_masks_get_their_palette_colours(tmp_path, caplog):
+    palette = np.zeros((256, 3), np.uint8)  # unused entries black, as many editors leave them
+    palette[[0, 1, 2, 5]] = [(10, 10, 10), (200, 0, 0), (0, 200, 0), (200, 0, 0)]  # 5 repeats 1's colour
+    masks = [np.array([[0, 1], [255, 1]]), np.array([[2, 5], [0, 0]])]
+    for i, mask in enumerate(masks):
+        save(str(tmp_path / "images" / f"{i}.png"), image(i)[:2, :2])
+        save_with_palette(str(tmp_path / "masks" / f"{i}.png"), mask, palette)
+    prepared = prepare_folder_dataset(str(tmp_path / "images"), str(tmp_path / "masks"), "pal",
+                                      lists_dir=str(tmp_path / "dataset"), options=QUIET)
+    table = read_class_table(prepared.class_dict)
+    assert table.names == tuple(f"class_{i}" for i in range(6))
+    # 0..2 keep the palette's colours and so does 3 (absent; black); 4 (absent, black again) and
+    # 5 (present, 1's colour again) get the first VOC colours not yet used
+    voc = [tuple(c) for c in voc_palette(256).tolist()]
+    assert table.colours[:3] == ((10, 10, 10), (200, 0, 0), (0, 200, 0))
+    assert table.colours[3] == (0, 0, 0)
+    assert table.colours[4:] == (voc[1], voc[2])
+    assert "the palette gives class 5 the colour (200, 0, 0) of class 1" in caplog.text
+    np.testing.assert_array_equal(listed(prepared, "train")[0][1], [[0, 1], [255, 1]])
+
+
+def test_folders_masks_checked_against_a_given_table(tmp_path):
+    save(str(tmp_path / "images" / "a.png"), image(0))
+    save(str(tmp_path / "masks" / "a.png"), index_mask(0, 3))
+    save(str(tmp_path / "images" / "b.png"), image(1))
+    save(str(tmp_path / "masks" / "b.png"), np.full((12, 16), 3))
+    with pytest.raises(DataError, match=r"b\.png: holds class index 3 but the class table lists 3 classes "
+                                        r"\(sky, road, car\)"):
+        prepare_folder_dataset(str(tmp_path / "images"), str(tmp_path / "masks"), "x", table=TABLE,
+                               lists_dir=str(tmp_path / "dataset"), options=QUIET)
+    with pytest.raises(DataError, match=r"a\.png: holds class index 255, above the ignore label 250"):
+        prepare_folder_dataset(str(tmp_path / "images"), str(tmp_path / "masks"), "x",
+                               lists_dir=str(tmp_path / "dataset"), options=ConversionOptions(250, progress=None))
+    assert not os.path.exists(tmp_path / "dataset")
+
+
+def test_folders_refuse_masks_of_another_format_and_only_ignored_pixels(tmp_path):
+    save(str(tmp_path / "images" / "a.png"), image(0))
+    save_palette_mask(str(tmp_path / "masks" / "a.png"), index_mask(0, 3))
+    with pytest.raises(DataError, match=r"a\.png: a P image, not an index mask \(8-bit grey\); palette masks need "
+                                        "--format palette"):
+        prepare_folder_dataset(str(tmp_path / "images"), str(tmp_path / "masks"), "x", mask_format="index",
+                               lists_dir=str(tmp_path / "dataset"), options=QUIET)
+    save(str(tmp_path / "masks" / "a.png"), np.full((12, 16), 255))
+    with pytest.raises(DataError, match=r"masks: the masks hold only ignored pixels \(values \[255\]\)"):
+        prepare_folder_dataset(str(tmp_path / "images"), str(tmp_path / "masks"), "x",
+                               lists_dir=str(tmp_path / "dataset"), options=QUIET)
 
 
 def test_pairing_reports_duplicates_and_leftovers():

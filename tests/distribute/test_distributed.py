@@ -57,10 +57,12 @@ def test_two_replicas_with_global_batch_4_make_the_one_device_update(tmp_path):
     for name, value in expected.items():
         if name.endswith("/weights") or name.endswith("/biases"):
             update_one, update_two = value - initial[name], actual[name] - initial[name]
-            # float32 sums in another order: equal to ~1e-7 of the weights, well below the updates' size
-            np.testing.assert_allclose(update_two, update_one, rtol=2e-3,
-                                       atol=5e-3 * np.abs(update_one).max() + 1e-9, err_msg=name)
-            moved += bool(np.any(update_one != 0))
+            # The replicas sum the same gradients in another order, so single elements may differ in their
+            # last bits (more with oneDNN); the same update means the same step as a whole: the difference
+            # is a tiny fraction of the update's norm.
+            size = np.linalg.norm(update_one)
+            assert np.linalg.norm(update_two - update_one) <= 1e-3 * size + 1e-9, (name, size)
+            moved += bool(size > 0)
     assert moved > 20
 
 

@@ -221,5 +221,8 @@ def test_seeded_dropout_draws_the_same_masks_for_the_same_seed():
             with v1.Session() as session:
                 session.run(v1.global_variables_initializer())
                 results[run] = session.run(output.logits, {images: feed})
-    assert np.array_equal(results["first"], results["again"])
-    assert not np.array_equal(results["first"], results["next_step"])
+    # Same masks: equal up to float32 summation order (oneDNN and several threads may reorder sums);
+    # other masks move the logits by a sizeable fraction of their range.
+    scale = float(np.abs(results["first"]).max())
+    np.testing.assert_allclose(results["again"], results["first"], rtol=1e-5, atol=1e-6 * scale)
+    assert np.abs(results["next_step"] - results["first"]).max() > 0.05 * scale

@@ -330,7 +330,7 @@ def test_really_full_disk_through_train_py(trained, small_tmpfs):
     result = run_script("train.py", "--data-dir", str(root), "--data-list", list_path, *TINY_MODEL_FLAGS,
                         "--on-bad-sample", "skip", "--num-steps", "3", "--save-pred-every", "1",
                         "--snapshot-dir", str(small_tmpfs))
-    line = single_error_line(result)
-    assert line.startswith(f"error: {small_tmpfs}: cannot save model.ckpt-2: the disk is full")
-    assert f"the previous snapshot {small_tmpfs / 'model.ckpt-1'} is intact" in line
-    _assert_snapshot_intact(small_tmpfs, 1)
+    line = single_error_line(result)  # the starting weights (model.ckpt-0) fit, the first trained snapshot not
+    assert line.startswith(f"error: {small_tmpfs}: cannot save model.ckpt-1: the disk is full")
+    assert f"the previous snapshot {small_tmpfs / 'model.ckpt-0'} is intact" in line
+    _assert_snapshot_intact(small_tmpfs, 0)

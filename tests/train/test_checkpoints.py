@@ -23,14 +23,18 @@ def _save(path, values: dict) -> str:
             return v1.train.Saver(variables).save(session, str(path), write_meta_graph=False)
 
 
-def _restore(prefix, shapes: dict, **options):
-    """Build variables of ``shapes`` (initialised to -1), restore; returns (values, report)."""
+def _restore(prefix, shapes: dict, load=checkpoints.restore, **options):
+    """Build variables of ``shapes`` (initialised to -1), ``load`` them; returns (values, report)."""
     with tf.Graph().as_default():
         variables = [v1.get_variable(name, initializer=np.full(shape, -1.0, np.float32)) for name, shape in shapes.items()]
         with v1.Session() as session:
             session.run(v1.global_variables_initializer())
-            report = checkpoints.restore(session, prefix, variables, **options)
+            report = load(session, prefix, variables, **options)
             return dict(zip(shapes, session.run(variables), strict=True)), report
+
+
+def _initialise(prefix, shapes: dict, **options):
+    return _restore(prefix, shapes, load=checkpoints.initialise_from, **options)
 
 
 def test_resolve_accepts_prefix_file_and_directory_and_names_what_is_missing(tmp_path):
@@ -53,18 +57,46 @@ def test_restore_is_strict_about_missing_variables_and_shapes(tmp_path):
     assert set(report.unused) == {"clf_conv/weights", "extra/Momentum"}
     with pytest.raises(CheckpointError, match="variable conv1/weights has shape \\[2\\] in the checkpoint but \\[3\\]"):
         _restore(prefix, {"conv1/weights": (3,)})
-    with pytest.raises(CheckpointError, match="1 model variables are not in the checkpoint: mflow_conv_g1_pool/weights"):
+    with pytest.raises(CheckpointError, match="1 variables are not in the checkpoint: mflow_conv_g1_pool/weights"):
         _restore(prefix, {"conv1/weights": (2,), "p_ims1d2_outl1_dimred/weights": (1,), "mflow_conv_g1_pool/weights": (1,)})
+    # a classifier-only clash names the class counts, whichever way the model is loaded
+    for load in (_restore, _initialise):
+        with pytest.raises(CheckpointError, match="the checkpoint has 21 classes, the model 3"):
+            load(prefix, {"conv1/weights": (2,), "clf_conv/weights": (1, 1, 4, 3)})
 
 
 def test_backbone_only_checkpoint_leaves_the_decoder_fresh(tmp_path):
-    prefix = _save(tmp_path / "init.ckpt", {"conv1/weights": [5.0], "bn_conv1/gamma": [2.0], "fc1_voc12/weights": [0.0]})
-    values, report = _restore(prefix, {"conv1/weights": (1,), "bn_conv1/gamma": (1,), "clf_conv/weights": (2,)})
+    prefix = _save(tmp_path / "init.ckpt", {"conv1/weights": [5.0], "bn_conv1/gamma": [2.0], "fc1_voc12/weights": [0.0],
+                                            "conv1/weights/Momentum": [9.0], "global_step": [7.0]})
+    shapes = {"conv1/weights": (1,), "bn_conv1/gamma": (1,), "p_ims1d2_outl1_dimred/weights": (1,),
+              "clf_conv/weights": (2,)}
+    values, report = _initialise(prefix, shapes)
     assert values["conv1/weights"] == 5.0 and values["bn_conv1/gamma"] == 2.0
     np.testing.assert_array_equal(values["clf_conv/weights"], [-1.0, -1.0])
-    assert report.fresh == ("clf_conv/weights",) and report.unused == ("fc1_voc12/weights",)
-    with pytest.raises(CheckpointError, match="res2a_branch2a/weights"):  # backbone variables are never optional
-        _restore(prefix, {"conv1/weights": (1,), "res2a_branch2a/weights": (1,), "clf_conv/weights": (2,)})
+    assert report.fresh == ("clf_conv/weights", "p_ims1d2_outl1_dimred/weights")
+    assert report.summary() == (f"restored 2 variables from {prefix} (backbone 2, decoder 0, classifier 0); "
+                                "initialised 2 (decoder 1, classifier 1); not used from the checkpoint: "
+                                "fc1_voc12 (1 variables), optimizer state and step (2 variables)")
+    with pytest.raises(CheckpointError, match="holds 1 of the model's 2 backbone variables, not res2a_branch2a/weights"):
+        _initialise(prefix, {"conv1/weights": (1,), "res2a_branch2a/weights": (1,), "clf_conv/weights": (2,)})
+    with pytest.raises(CheckpointError, match="2 variables are not in the checkpoint"):  # prediction needs them all
+        _restore(prefix, shapes)
+
+
+def test_initialising_never_reads_optimizer_state_and_refuses_a_foreign_model(tmp_path):
+    backbone = "layer2/block0/expand/weights"
+    prefix = _save(tmp_path / "other_run", {backbone: [1.0], "crp1/1_outvar_dimred/weights": [2.0],
+                                            f"{backbone}/Momentum": [3.0], "global_step": [5.0]})
+    shapes = {backbone: (1,), f"{backbone}/Momentum": (1,), "crp1/1_outvar_dimred/weights": (1,), "global_step": (1,)}
+    values, report = _initialise(prefix, shapes)
+    assert values == {backbone: 1.0, f"{backbone}/Momentum": -1.0, "crp1/1_outvar_dimred/weights": 2.0,
+                      "global_step": -1.0}
+    assert set(report.unused) == {f"{backbone}/Momentum", "global_step"}
+    with pytest.raises(CheckpointError, match=r"other_run: shares no variable with the model \(it holds MobileNet-v2 "
+                                              r"backbone \+ Light-Weight RefineNet MobileNet-v2 decoder weights"):
+        _initialise(prefix, {"conv1/weights": (1,), "res2a_branch2a/weights": (1,)})
+    with pytest.raises(CheckpointError, match="holds 1 of the model's 2 decoder variables, not crp2/1_outvar"):
+        _initialise(prefix, {backbone: (1,), "crp1/1_outvar_dimred/weights": (1,), "crp2/1_outvar_dimred/weights": (1,)})
 
 
 def test_21_class_checkpoint_into_3_class_model_needs_not_restore_last(tmp_path):
@@ -83,11 +115,11 @@ def test_21_class_checkpoint_into_3_class_model_needs_not_restore_last(tmp_path)
         with v1.Session() as session:
             session.run(v1.global_variables_initializer())
             with pytest.raises(CheckpointError) as error:
-                checkpoints.restore(session, str(tmp_path / "voc"), variables)
+                checkpoints.initialise_from(session, str(tmp_path / "voc"), variables)
             message = str(error.value)
             assert "clf_conv/" in message and "the checkpoint has 21 classes, the model 3" in message
             assert "use --not-restore-last to train a new classifier" in message
-            report = checkpoints.restore(session, prefix, variables, skip_classifier=True)
+            report = checkpoints.initialise_from(session, prefix, variables, skip_classifier=True)
             restored = dict(zip([v.op.name for v in variables], session.run(variables), strict=True))
     assert set(report.fresh) == {"clf_conv/weights", "clf_conv/biases"}
     assert len(report.restored) == len(variables) - 2

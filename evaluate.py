@@ -1,0 +1,9 @@
+"""Evaluate a checkpoint at one scale (DeepLab's evaluate.py); see ``--help``."""
+
+if __name__ == "__main__":  # spawned workers (the CRF pool) import this file again and must not rerun it
+    import sys
+
+    from refinenet_tf.cli.common import run
+    from refinenet_tf.cli.evaluate import main_single_scale as main
+
+    sys.exit(run(main))
