@@ -63,7 +63,7 @@ def multiply_adds(description, size) -> float:
     import tensorflow as tf
 
     from refinenet_tf.models.complexity import count_multiply_adds
-    from refinenet_tf.models.registry import build_model
+    from refinenet_tf.models.model import build_model
 
     graph = tf.Graph()
     with graph.as_default():
@@ -96,8 +96,8 @@ def worker(args) -> dict:
     """Measure one architecture at every size; the results as a JSON-able dict."""
     if "xla" in args.variants:  # read once, when TensorFlow starts
         os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
+    from refinenet_tf.description import default_description
     from refinenet_tf.inference_graph import FrozenPredictor, build_inference_graph
-    from refinenet_tf.models.registry import default_description
 
     description = default_description(args.worker, NUM_CLASSES)
     config = session_config(args)

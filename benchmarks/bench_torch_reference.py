@@ -101,8 +101,8 @@ def torch_model():
 def main(argv=None) -> None:
     import torch
 
+    from refinenet_tf.description import default_description
     from refinenet_tf.inference_graph import FrozenPredictor, build_inference_graph
-    from refinenet_tf.models.registry import default_description
 
     args = parse_args(argv)
     torch.set_num_threads(args.threads or torch.get_num_threads())

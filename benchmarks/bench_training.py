@@ -49,7 +49,7 @@ def parse_args(argv=None):
 
 def worker(args) -> dict:
     """Train ``warmup + repeats`` steps of one 'arch@crop' configuration; per-step seconds."""
-    from refinenet_tf.models.registry import default_description
+    from refinenet_tf.description import default_description
     from refinenet_tf.train.trainer import TrainConfig, Trainer
 
     arch, crop = args.worker.split("@")

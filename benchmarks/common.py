@@ -145,7 +145,7 @@ def write_section(path: str | Path, job: str, title: str, body: str, tag: str | 
 
     A ``tag`` names a variant run of the same job: it gets a section of its own (``job-tag``, "title (tag)").
     """
-    from refinenet_tf.description import write_text_atomically
+    from refinenet_tf.files import write_text_atomically
 
     if tag:
         job, title = f"{job}-{tag}", f"{title} ({tag})"

@@ -20,7 +20,7 @@ __all__ = ["RefineNet", "__version__"]
 
 def __getattr__(name: str):
     if name == "RefineNet":
-        from refinenet_tf.api import RefineNet
+        from refinenet_tf.api import RefineNet  # deferred: TensorFlow ('import refinenet_tf' stays light)
 
         return RefineNet
     raise AttributeError(f"module 'refinenet_tf' has no attribute {name!r}")

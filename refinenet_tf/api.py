@@ -11,23 +11,33 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
+from PIL import Image
 
 from refinenet_tf import checkpoints
-from refinenet_tf.description import ModelDescription, has_description, load_description
+from refinenet_tf.architectures import ARCHITECTURES, check_arch
+from refinenet_tf.data.class_table import FILE_NAME as CLASS_DICT
+from refinenet_tf.data.class_table import ClassTable, read_class_table
+from refinenet_tf.data.images import load_image
+from refinenet_tf.data.layouts import prepare_dataset
+from refinenet_tf.data.listfile import read_list_file
+from refinenet_tf.defaults import DEFAULT_ARCH, NUM_CLASSES, SNAPSHOT_DIR
+from refinenet_tf.description import ModelDescription, default_description, has_description, load_description
 from refinenet_tf.errors import CheckpointError, ConfigError, DataError
-from refinenet_tf.models.registry import ARCHITECTURES, default_description
-
-if TYPE_CHECKING:
-    from refinenet_tf.data.class_table import ClassTable
-    from refinenet_tf.train.trainer import TrainResult
+from refinenet_tf.evaluate.evaluator import evaluate, evaluation_results
+from refinenet_tf.evaluate.predict import PredictOptions, Predictor
+from refinenet_tf.evaluate.report import write_results_json
+from refinenet_tf.export import export_model
+from refinenet_tf.palette import colourise
+from refinenet_tf.train.trainer import TrainConfig, Trainer, TrainResult
 
 MODEL_TYPES = ("refinenet", "lightweight")
 BACKBONES = ("resnet", "mobilenetv2")
 NUM_LAYERS = (50, 101, 152)
-DEFAULTS = {"model_type": "refinenet", "backbone": "resnet", "num_layers": 101, "num_classes": 21}
+_DEFAULT_SPEC = check_arch(DEFAULT_ARCH)
+DEFAULTS = {"model_type": _DEFAULT_SPEC.decoder, "backbone": _DEFAULT_SPEC.backbone,
+            "num_layers": _DEFAULT_SPEC.depth, "num_classes": NUM_CLASSES}
 TRAIN_SPLITS = ("train_aug", "train", "trainval")  # the first a prepared data set has is used
 EVAL_SPLITS = ("val", "test")
 LISTS_FOLDER = "lists"
@@ -114,9 +124,6 @@ class RefineNet:
         ``learning_rate``, ``num_steps``, ``batch_size``, ``input_size``, ``optimizer``, ``random_mirror``.
         ``on_step(step, loss)`` is called after every update.
         """
-        from refinenet_tf.cli.common import SNAPSHOT_DIR
-        from refinenet_tf.train.trainer import TrainConfig, Trainer
-
         allowed = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _MANAGED_TRAIN_FIELDS]
         unknown = sorted(set(settings) - set(allowed))
         if unknown:
@@ -148,14 +155,8 @@ class RefineNet:
         Returns the HxW int32 class-index mask; ``output_file`` also receives it painted in the model's
         class colours (PNG). ``scales``, ``fusion`` and ``flip`` select multi-scale / mirrored prediction.
         """
-        from PIL import Image
-
-        from refinenet_tf.palette import colourise
-
         if (image is None) == (image_file is None):
             raise ConfigError("deploy() needs exactly one of image= (array or PIL image) and image_file=")
-        from refinenet_tf.data.images import load_image
-
         rgb = load_image(image_file) if image_file is not None else _as_rgb(image)
         labels = self._predictor(tuple(scales), fusion, flip).predict(rgb).labels
         if output_file is not None:
@@ -175,19 +176,12 @@ class RefineNet:
         Returns the results dict (per-class and mean IoU, accuracies, confusion matrix), also written
         to ``output_file`` as JSON when given; ``save_dir`` receives the predicted masks.
         """
-        from refinenet_tf.data.listfile import read_list_file
-        from refinenet_tf.evaluate.evaluator import evaluate
-        from refinenet_tf.evaluate.predict import PredictOptions
-        from refinenet_tf.evaluate.report import results_dict, write_results_json
-
         checkpoint = self._require_checkpoint("eval")
         data = self._dataset(dataset, data_dir, split, EVAL_SPLITS, "eval")
         options = PredictOptions(tuple(scales), fusion, flip)
         samples = read_list_file(data.data_dir, data.list_path)
         result = evaluate(checkpoint, samples, self.description, options, save_dir=save_dir, threads=self.threads)
-        metadata = {"checkpoint": result.checkpoint, "data_list": data.list_path, "images": result.images,
-                    "skipped": result.skipped, "scales": list(options.scales), "fusion": fusion, "flip": flip}
-        results = results_dict(result.plain, self.description.names(), metadata)
+        results = evaluation_results(result, self.description, options, data.list_path)
         if output_file is not None:
             write_results_json(output_file, results)
         return results
@@ -196,8 +190,6 @@ class RefineNet:
 
     def export(self, output_dir: str, format: str = "saved_model", input_size: tuple[int, int] | None = None) -> str:
         """Export the checkpoint (see :mod:`refinenet_tf.export`); returns the exported model's path."""
-        from refinenet_tf.export import export_model
-
         return export_model(self._require_checkpoint("export"), output_dir, format, self.description, input_size)
 
     # --- resources ----------------------------------------------------------------------------------------
@@ -260,9 +252,7 @@ class RefineNet:
             raise ConfigError(f"{action}() needs trained weights: {where}; call train() first or pass model=")
         return self.checkpoint
 
-    def _predictor(self, scales: tuple[float, ...], fusion: str, flip: bool):
-        from refinenet_tf.evaluate.predict import PredictOptions, Predictor
-
+    def _predictor(self, scales: tuple[float, ...], fusion: str, flip: bool) -> Predictor:
         options = PredictOptions(tuple(float(scale) for scale in scales), fusion, flip)
         if options not in self._predictors:
             self._predictors[options] = Predictor(self._require_checkpoint("deploy"), self.description, options,
@@ -287,10 +277,6 @@ class _Data:
 def _resolve_dataset(dataset: str, data_dir: str | None, split: str | None, preferred: Sequence[str],
                      purpose: str) -> _Data:
     """A list file as is, or a data set folder prepared into ``<folder>/lists`` and one of its splits."""
-    from refinenet_tf.data.class_table import FILE_NAME as CLASS_DICT
-    from refinenet_tf.data.class_table import read_class_table
-    from refinenet_tf.data.layouts import prepare_dataset
-
     if not isinstance(dataset, (str, os.PathLike)):
         raise ConfigError(f"dataset must be a path (list file or data set folder), got {type(dataset).__name__}")
     dataset = os.fspath(dataset)
@@ -331,8 +317,6 @@ def _holds_checkpoint(path: str) -> bool:
 
 def _as_rgb(image) -> np.ndarray:
     """A PIL image or an array as a uint8 HxWx3 RGB array."""
-    from PIL import Image
-
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
     array = np.asarray(image)

@@ -17,16 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from refinenet_tf.description import ModelDescription, write_text_atomically
-from refinenet_tf.errors import CheckpointError
-from refinenet_tf.models.registry import is_backbone_variable, is_classifier_variable
+from refinenet_tf.architectures import is_backbone_variable, is_classifier_variable
+from refinenet_tf.defaults import KEEP_SNAPSHOTS
+from refinenet_tf.description import ModelDescription
+from refinenet_tf.errors import CheckpointError, parameter
+from refinenet_tf.files import write_text_atomically
 from refinenet_tf.weights.source import describe_names
 
 v1 = tf.compat.v1
 
 SNAPSHOT_PREFIX = "model.ckpt"
 STATE_FILE = "checkpoint"
-KEEP_SNAPSHOTS = 10
 _TEMPORARY_MARK = ".tmp-"
 _CHECKPOINT_SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
 _MAX_LISTED = 5
@@ -131,7 +132,7 @@ def restore_trained_model(session: v1.Session, path: str, variables: Sequence[tf
     decoder = [variable.op.name for variable in variables if variable_group(variable.op.name) == "decoder"]
     if decoder and not any(name in shapes for name in decoder):
         raise CheckpointError(f"{prefix}: a {describe_names(shapes)} checkpoint with no RefineNet decoder; it can "
-                              f"start training (train.py --restore-from {path}), then predict with the snapshots")
+                              f"start training ({parameter('restore_from')} {path}), then predict with the snapshots")
     return restore(session, prefix, variables)
 
 
@@ -156,14 +157,14 @@ def initialise_from(session: v1.Session, path: str, variables: Sequence[tf.Varia
     loadable = {name: variable for name, variable in wanted.items() if name in shapes}
     if not loadable:
         raise CheckpointError(f"{prefix}: shares no variable with the model ({_holds(shapes, by_name)}); "
-                              "check --arch")
+                              f"check {parameter('arch')}")
     for group in ("backbone", "decoder"):
         members = [name for name in by_name if variable_group(name) == group]
         held = [name for name in members if name in shapes]
         if held and len(held) < len(members):
             missing = sorted(set(members) - set(held))
             raise CheckpointError(f"{prefix}: holds {len(held)} of the model's {len(members)} {group} variables, "
-                                  f"not {_summarise(missing)} ({_holds(shapes, by_name)}); check --arch")
+                                  f"not {_summarise(missing)} ({_holds(shapes, by_name)}); check {parameter('arch')}")
     _assign(session, loadable, reader)
     report = RestoreReport(prefix, tuple(sorted(loadable)), tuple(sorted(set(by_name) - set(loadable))),
                            tuple(sorted(set(shapes) - set(by_name))))
@@ -264,10 +265,10 @@ def _check_shapes(prefix: str, wanted: dict[str, tf.Variable], shapes: dict[str,
                    f"but {model_shape} in the model")
         if is_classifier_variable(name) and not skip_classifier:
             if saved_shape[:-1] == model_shape[:-1]:
-                message += f"; the checkpoint has {saved_shape[-1]} classes, the model {model_shape[-1]} (--num-classes)"
-            message += "; use --not-restore-last to train a new classifier"
+                message += f"; the checkpoint has {saved_shape[-1]} classes, the model {model_shape[-1]} ({parameter('num_classes')})"
+            message += f"; use {parameter('not_restore_last')} to train a new classifier"
         else:
-            message += " (a different architecture or layout: check --arch, --stride-on)"
+            message += f" (a different architecture or layout: check {parameter('arch')}, {parameter('stride_on')})"
         raise CheckpointError(message)
 
 
@@ -293,8 +294,8 @@ def _holds(shapes: dict[str, list[int]], model: dict[str, tf.Variable]) -> str:
 
 def _what_is_missing(missing: Sequence[str], shapes: dict[str, list[int]], model: dict[str, tf.Variable]) -> str:
     if all(is_training_state(name) for name in missing):
-        return ("the checkpoint has no optimizer state for them: it was written with another --optimizer or "
-                "by another program; resume with the same settings or start a new --snapshot-dir")
+        return (f"the checkpoint has no optimizer state for them: it was written with another {parameter('optimizer')} "
+                f"or by another program; resume with the same settings or start a new {parameter('snapshot_dir')}")
     return _holds(shapes, model)
 
 

@@ -20,7 +20,7 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -29,14 +29,15 @@ from refinenet_tf.data.class_table import ClassTable
 from refinenet_tf.data.layouts import ConversionOptions, PreparedDataset, prepare_class_dict_dataset
 from refinenet_tf.data.listfile import Sample, read_list_file
 from refinenet_tf.data.synthetic import make_synthetic_dataset
-from refinenet_tf.description import ModelDescription, write_text_atomically
-from refinenet_tf.errors import ConfigError
+from refinenet_tf.description import ModelDescription, default_description
+from refinenet_tf.errors import ConfigError, parameter
+from refinenet_tf.evaluate.evaluator import evaluate
 from refinenet_tf.evaluate.outputs import image_stem
 from refinenet_tf.evaluate.predict import SINGLE_SCALE
+from refinenet_tf.evaluate.report import format_results, results_dict, write_results_json
+from refinenet_tf.files import write_text_atomically
 from refinenet_tf.palette import colourise
-
-if TYPE_CHECKING:
-    from refinenet_tf.train.trainer import TrainResult
+from refinenet_tf.train.trainer import TrainConfig, Trainer, TrainResult
 
 ARCH = "lw-refinenet-mobilenetv2"
 DATASET_NAME = "synthetic"
@@ -52,8 +53,8 @@ _LOG = logging.getLogger(__name__)
 class DemoSettings:
     """Data set size and training recipe of one demo run (the defaults are the measured full demo)."""
 
-    steps: int = 1200
-    seed: int = SEED
+    num_steps: int = 1200
+    random_seed: int = SEED
     threads: int | None = None
     num_train: int = 500
     num_val: int = 50
@@ -63,42 +64,42 @@ class DemoSettings:
     comparison_rows: int = 4
 
     @classmethod
-    def full(cls, seed: int = SEED, threads: int | None = None, steps: int | None = None) -> DemoSettings:
+    def full(cls, random_seed: int = SEED, threads: int | None = None, num_steps: int | None = None) -> DemoSettings:
         """The full demo: a few minutes on two cores."""
-        return cls(steps=cls.steps if steps is None else steps, seed=seed, threads=threads)
+        return cls(num_steps=cls.num_steps if num_steps is None else num_steps, random_seed=random_seed,
+                   threads=threads)
 
     @classmethod
-    def quick(cls, seed: int = SEED, threads: int | None = None, steps: int | None = None) -> DemoSettings:
+    def quick(cls, random_seed: int = SEED, threads: int | None = None, num_steps: int | None = None) -> DemoSettings:
         """A few seconds' worth: tiny images, few steps (for tests; the scores mean nothing)."""
-        return cls(steps=4 if steps is None else steps, seed=seed, threads=threads, num_train=8, num_val=5,
+        return cls(num_steps=4 if num_steps is None else num_steps, random_seed=random_seed, threads=threads,
+                   num_train=8, num_val=5,
                    image_size=(64, 64), batch_size=2, comparison_rows=3)
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ConfigError(f"--steps must be at least 1, got {self.steps}")
+        if self.num_steps < 1:
+            raise ConfigError(f"{parameter('num_steps')} must be at least 1, got {self.num_steps}")
         if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"--threads must be at least 1, got {self.threads}")
+            raise ConfigError(f"{parameter('threads')} must be at least 1, got {self.threads}")
         if self.num_val < 1 or self.comparison_rows < 1:
             raise ConfigError("the demo needs at least one validation image and one comparison row")
 
 
-def run_demo(output_dir: str = DEFAULT_OUTPUT_DIR, steps: int | None = None, seed: int = SEED,
+def run_demo(output_dir: str = DEFAULT_OUTPUT_DIR, num_steps: int | None = None, random_seed: int = SEED,
              threads: int | None = None, quick: bool = False, publish_picture: str | None = None,
              stream: TextIO | None = None) -> dict:
     """Run the demo (``quick``: the tiny test version) under ``output_dir``; returns the results dict.
 
-    ``steps`` overrides the number of training steps; ``publish_picture`` also copies comparison.png there.
+    ``num_steps`` overrides the number of training steps; ``publish_picture`` also copies comparison.png there.
     """
-    settings = DemoSettings.quick(seed, threads, steps) if quick else DemoSettings.full(seed, threads, steps)
+    choose = DemoSettings.quick if quick else DemoSettings.full
+    settings = choose(random_seed, threads, num_steps)
     return run_demo_with(output_dir, settings, publish_picture, stream)
 
 
 def run_demo_with(output_dir: str, settings: DemoSettings, publish_picture: str | None = None,
                   stream: TextIO | None = None) -> dict:
     """Run the whole demo with any recipe; results also go to results.json, the report to ``stream`` (stdout)."""
-    from refinenet_tf.evaluate.evaluator import evaluate
-    from refinenet_tf.evaluate.report import format_results, results_dict, write_results_json
-
     stream = stream or sys.stdout
     paths = DemoPaths(output_dir)
     _claim_output_dir(paths, settings)
@@ -135,7 +136,7 @@ def _claim_output_dir(paths: DemoPaths, settings: DemoSettings) -> None:
         with open(paths.settings, encoding="utf-8") as handle:
             if handle.read().strip() != wanted:
                 raise ConfigError(f"{paths.settings}: this folder holds a demo run with other settings; "
-                                  "use another --output-dir or delete it")
+                                  f"use another {parameter('output_dir')} or delete it")
     os.makedirs(paths.root, exist_ok=True)
     write_text_atomically(paths.settings, wanted + "\n")
 
@@ -144,14 +145,12 @@ def _prepare_data(paths: DemoPaths, settings: DemoSettings) -> PreparedDataset:
     """Generate the scenes (colour masks + class_dict.csv), convert the masks and write the list files."""
     _LOG.info("generating %d training and %d validation scenes in %s", settings.num_train, settings.num_val,
               paths.data)
-    make_synthetic_dataset(paths.data, settings.num_train, settings.num_val, settings.image_size, settings.seed)
+    make_synthetic_dataset(paths.data, settings.num_train, settings.num_val, settings.image_size, settings.random_seed)
     return prepare_class_dict_dataset(paths.data, DATASET_NAME, paths.lists, paths.index_masks,
                                       ConversionOptions(workers=settings.threads or 1, progress=None))
 
 
 def _description(table: ClassTable) -> ModelDescription:
-    from refinenet_tf.models.registry import default_description
-
     return default_description(ARCH, table.num_classes, class_names=list(table.names),
                                colours=[list(colour) for colour in table.colours])
 
@@ -159,15 +158,13 @@ def _description(table: ClassTable) -> ModelDescription:
 def _train(paths: DemoPaths, settings: DemoSettings, prepared: PreparedDataset,
            description: ModelDescription) -> TrainResult:
     """Train from random weights (resuming an interrupted run in the same folder); no dropout in a short run."""
-    from refinenet_tf.train.trainer import TrainConfig, Trainer
-
     config = TrainConfig(
         description=description, data_dir=prepared.data_dir, data_list=prepared.lists["train"],
         snapshot_dir=paths.snapshots, batch_size=settings.batch_size, input_size=settings.image_size,
         optimizer="adam", learning_rate=settings.learning_rate, decoder_lr_mult=1.0, train_batch_norm=True,
-        batch_norm_decay=0.9, weight_decay=1e-5, random_mirror=True, dropout=False, num_steps=settings.steps,
-        save_pred_every=settings.steps, save_num_images=0, random_seed=settings.seed, threads=settings.threads,
-        log_every=max(settings.steps // 20, 1))
+        batch_norm_decay=0.9, weight_decay=1e-5, random_mirror=True, dropout=False, num_steps=settings.num_steps,
+        save_pred_every=settings.num_steps, save_num_images=0, random_seed=settings.random_seed, threads=settings.threads,
+        log_every=max(settings.num_steps // 20, 1))
     trained = Trainer(config).run()
     if trained.snapshot is None or trained.stopped:
         raise ConfigError("training stopped before the last step; run the same command again to resume")

@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from refinenet_tf.errors import DescriptionError
+from refinenet_tf.architectures import check_arch
+from refinenet_tf.defaults import DEFAULT_ARCH, IGNORE_LABEL, NUM_CLASSES
+from refinenet_tf.errors import DescriptionError, parameter
+from refinenet_tf.files import write_text_atomically
+from refinenet_tf.palette import voc_palette
 
 FILE_NAME = "model.json"
 FORMAT = "refinenet-tf model description"
@@ -51,7 +54,7 @@ class Preprocessing:
 
     def apply(self, images_rgb):
         """Graph op: float NHWC RGB images in 0..255 -> network input."""
-        import tensorflow as tf
+        import tensorflow as tf  # deferred: reading and writing descriptions needs no TensorFlow
 
         images = tf.cast(images_rgb, tf.float32)
         if self.channel_order == "BGR":
@@ -99,13 +102,11 @@ class ModelDescription:
     padding: str = "same"
     batch_norm_epsilon: float = 1e-3
     preprocessing: Preprocessing = field(default_factory=Preprocessing.deeplab)
-    ignore_label: int = 255
+    ignore_label: int = IGNORE_LABEL
     class_names: list[str] | None = None
     colours: list[list[int]] | None = None
 
     def __post_init__(self) -> None:
-        from refinenet_tf.models.registry import check_arch
-
         check_arch(self.arch)
         if isinstance(self.preprocessing, dict):
             self.preprocessing = Preprocessing(**self.preprocessing)
@@ -128,8 +129,6 @@ class ModelDescription:
 
     def palette(self) -> np.ndarray:
         """One RGB colour per class: the description's own colours or the VOC palette."""
-        from refinenet_tf.palette import voc_palette
-
         if self.colours:
             return np.asarray(self.colours, dtype=np.uint8)
         return voc_palette(256)[: self.num_classes]
@@ -171,6 +170,22 @@ class ModelDescription:
         return path
 
 
+def default_description(arch: str = DEFAULT_ARCH, num_classes: int = NUM_CLASSES, **overrides) -> ModelDescription:
+    """A description with the usual settings for the architecture.
+
+    ResNets default to DeepLab-ResNet-TF's conventions (stride on the 1x1, TF padding, BGR minus IMG_MEAN,
+    epsilon 1e-3) so its ImageNet checkpoint restores as is; MobileNet-v2 to the official PyTorch ones.
+    """
+    if check_arch(arch).backbone == "mobilenetv2":
+        settings = dict(stride_on="3x3", padding="symmetric", batch_norm_epsilon=1e-5,
+                        preprocessing=Preprocessing.torch())
+    else:
+        settings = dict(stride_on="1x1", padding="same", batch_norm_epsilon=1e-3,
+                        preprocessing=Preprocessing.deeplab())
+    settings.update(overrides)
+    return ModelDescription(arch=arch, num_classes=num_classes, **settings)
+
+
 def description_path(path: str) -> str:
     """Where the description of a checkpoint lives: ``DIR/model.json`` for ``DIR`` or ``DIR/model.ckpt-N``."""
     if path.endswith(".json"):
@@ -188,7 +203,8 @@ def load_description(path: str) -> ModelDescription:
     """Read the description of a checkpoint file, checkpoint directory or a model.json path."""
     json_path = description_path(path)
     if not os.path.isfile(json_path):
-        raise DescriptionError(f"{json_path}: no model description found for {path} (pass --arch and --num-classes)")
+        raise DescriptionError(f"{json_path}: no model description found for {path} (give {parameter('arch')} and "
+                               f"{parameter('num_classes')})")
     try:
         with open(json_path, encoding="utf-8") as handle:
             data = json.load(handle)
@@ -197,22 +213,6 @@ def load_description(path: str) -> ModelDescription:
     if not isinstance(data, dict):
         raise DescriptionError(f"{json_path}: expected a JSON object")
     return ModelDescription.from_dict(data, source=json_path)
-
-
-def write_text_atomically(path: str, text: str) -> None:
-    """Write a file so that a reader sees either the old or the new content, never a partial one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def _triple(values, name: str) -> tuple[float, float, float]:

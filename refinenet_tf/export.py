@@ -35,6 +35,7 @@ import tensorflow as tf
 from refinenet_tf.checkpoints import resolve_checkpoint
 from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import ConfigError
+from refinenet_tf.evaluate.predict import description_for_checkpoint
 from refinenet_tf.inference_graph import INPUT, build_inference_graph
 
 v1 = tf.compat.v1
@@ -54,8 +55,6 @@ def export_model(checkpoint: str, output_dir: str, format: str = "saved_model",
     ``input_size`` (height, width) fixes the image size of SavedModel, TFLite and ONNX exports (the
     frozen graph always takes any size). Returns the path of the exported model (folder or file).
     """
-    from refinenet_tf.evaluate.predict import description_for_checkpoint
-
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
     if input_size is not None:
@@ -118,7 +117,7 @@ def _write_tflite(graph_def: v1.GraphDef, output_dir: str, input_size: tuple[int
 
 def _write_onnx(graph_def: v1.GraphDef, output_dir: str, input_size: tuple[int, int] | None) -> str:
     try:
-        from tf2onnx import convert
+        from tf2onnx import convert  # optional: only ONNX export needs it
     except ImportError:
         raise ConfigError("ONNX export needs tf2onnx: pip install tf2onnx onnxruntime "
                           "(or pip install 'refinenet_tf[onnx]')") from None

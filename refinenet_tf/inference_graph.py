@@ -20,6 +20,7 @@ import tensorflow as tf
 from refinenet_tf import checkpoints
 from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import ConfigError, DataError
+from refinenet_tf.evaluate.predict import build_predictor_graph
 from refinenet_tf.sessions import new_session
 
 v1 = tf.compat.v1
@@ -37,8 +38,6 @@ def build_inference_graph(description: ModelDescription, checkpoint_path: str | 
 
     Without a checkpoint the weights are the random initialisation drawn with ``seed`` (for benchmarks).
     """
-    from refinenet_tf.evaluate.predict import build_predictor_graph
-
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     graph = tf.Graph()

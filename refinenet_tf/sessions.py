@@ -6,7 +6,7 @@ import os
 
 import tensorflow as tf
 
-from refinenet_tf.errors import ConfigError
+from refinenet_tf.errors import ConfigError, parameter
 
 v1 = tf.compat.v1
 
@@ -19,6 +19,8 @@ def session_config(threads: int | None = None, inter_op_threads: int | None = No
     ``inter_op_threads`` defaults to 1 when ``threads`` is given (the graph is one chain of large ops);
     ``xla`` turns on XLA auto-clustering, which on CPU also needs ``TF_XLA_FLAGS=--tf_xla_cpu_global_jit``
     in the environment before TensorFlow starts (measure it: see docs/BENCHMARKS.md)."""
+    if threads is not None and threads < 1:
+        raise ConfigError(f"{parameter('threads')} must be at least 1, got {threads}")
     if xla and XLA_CPU_FLAG not in os.environ.get("TF_XLA_FLAGS", ""):
         raise ConfigError(f"XLA on CPU needs TF_XLA_FLAGS={XLA_CPU_FLAG} set before TensorFlow is imported")
     config = v1.ConfigProto()

@@ -21,17 +21,15 @@ commands, with ``--verbose``. Without POSIX pipes only ``TF_CPP_MIN_LOG_LEVEL=2`
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import re
+import select
+import signal
+import subprocess
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import logging
-    import subprocess
-
-# (the rest of the standard library is imported when first needed: ``import refinenet_tf`` stays light)
 
 VERBOSE_ENV = "REFINENET_TF_VERBOSE"
 VERBOSE_FLAG = "--verbose"
@@ -96,8 +94,6 @@ class LineFilter:
 
 def filter_stream(source: int = 0, target: int = 2) -> None:
     """Copy ``source`` to ``target`` through a ``LineFilter`` until every writer has closed ``source``."""
-    import select
-    import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: keep draining
     lines = LineFilter()
@@ -184,8 +180,6 @@ _route: _Route | None = None
 
 
 def _silence() -> None:
-    import logging
-    import subprocess
 
     logging.getLogger("tensorflow").addFilter(_errors_only)
     if os.name != "posix":
@@ -198,7 +192,6 @@ def _silence() -> None:
 
 
 def _unsilence() -> None:
-    import logging
 
     logging.getLogger("tensorflow").removeFilter(_errors_only)
     _restore_stderr()
@@ -210,8 +203,6 @@ def _identity(fd: int) -> str:
 
 
 def _route_stderr() -> None:
-    import atexit
-    import subprocess
 
     global _route
     if _route is not None or os.environ.get(_FILTERED_ENV) == _identity(2):
@@ -242,7 +233,6 @@ def _route_stderr() -> None:
 
 def _restore_stderr() -> None:
     """Give fd 2 back to the real stderr and wait (briefly) for the filter to pass on what it holds."""
-    import subprocess
 
     global _route
     route, _route = _route, None

@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from refinenet_tf.cli.common import IGNORE_LABEL
+from refinenet_tf.cli import flags
 from refinenet_tf.data.class_table import read_class_table
 from refinenet_tf.data.layouts import (
     LAYOUTS,
@@ -33,6 +33,7 @@ from refinenet_tf.data.layouts import (
     prepare_voc_dataset,
 )
 from refinenet_tf.data.masks import MASK_FORMATS, UNKNOWN_POLICIES, MaskConverter, convert_mask_files
+from refinenet_tf.defaults import IGNORE_LABEL, RANDOM_SEED
 from refinenet_tf.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,8 @@ CITYSCAPES_SUFFIX = ("_labelIds.png", "_trainIds.png")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="convert_masks.py",
-        description=__doc__.replace("``", ""),
+    parser = flags.new_parser(
+        "convert_masks.py", __doc__.replace("``", ""),
         epilog=(
             "examples:\n"
             "  convert_masks.py labels/ --format rgb --class-dict class_dict.csv --output-dir labels_index\n"
@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "auto uses Aug when present")
     layout.add_argument("--val-fraction", type=float, default=0.0,
                         help="folders layout: share of pairs held out in val.txt (default 0)")
-    layout.add_argument("--seed", type=int, default=1234, help="folders layout: seed of the train/val split")
+    layout.add_argument("--random-seed", type=int, default=RANDOM_SEED,
+                        help="folders layout: seed of the train/val split (default %(default)s)")
+    flags.add_alias(layout, "--seed", "--random-seed", type=int)
     return parser
 
 
@@ -140,7 +142,7 @@ def prepare_layout(args: argparse.Namespace, options: ConversionOptions) -> Prep
         table = read_class_table(args.class_dict) if args.class_dict else None
         return prepare_folder_dataset(images, masks, args.name or os.path.basename(os.path.normpath(os.path.abspath(masks))),
                                       args.lists_dir, args.format or "auto", table, args.output_dir,
-                                      args.val_fraction, args.seed, options)
+                                      args.val_fraction, args.random_seed, options)
     if len(args.inputs) != 1:
         raise ConfigError(f"--layout {layout} takes one data set folder, got {len(args.inputs)} paths")
     root = args.inputs[0]

@@ -10,17 +10,21 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from refinenet_tf.demo import DEFAULT_OUTPUT_DIR, SEED, DemoSettings
+from refinenet_tf.cli import flags
+from refinenet_tf.demo import DEFAULT_OUTPUT_DIR, SEED, DemoSettings, run_demo
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="refinenet_tf demo", description=__doc__.splitlines()[0])
+    parser = flags.new_parser("python -m refinenet_tf demo", __doc__.splitlines()[0])
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR,
                         help="where data, snapshots, predictions, results.json and comparison.png go "
                              "(default %(default)s)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help=f"training steps (default {DemoSettings().steps}; fewer are faster and score lower)")
-    parser.add_argument("--seed", type=int, default=SEED, help="seed of the scenes and the training (default %(default)s)")
+    parser.add_argument("--num-steps", type=int, default=None,
+                        help=f"training steps (default {DemoSettings().num_steps}; fewer are faster and score lower)")
+    flags.add_alias(parser, "--steps", "--num-steps", type=int)
+    parser.add_argument("--random-seed", type=int, default=SEED,
+                        help="seed of the scenes and the training (default %(default)s)")
+    flags.add_alias(parser, "--seed", "--random-seed", type=int)
     parser.add_argument("--threads", type=int, default=None,
                         help="TensorFlow intra- and inter-op threads (default: TensorFlow's choice)")
     parser.add_argument("--quick", action="store_true",
@@ -30,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    from refinenet_tf.demo import run_demo
-
+    """Entry point of ``python -m refinenet_tf demo``."""
     args = build_parser().parse_args(argv)
-    return run_demo(args.output_dir, args.steps, args.seed, args.threads, args.quick, args.publish_picture)
+    return run_demo(args.output_dir, args.num_steps, args.random_seed, args.threads, args.quick,
+                    args.publish_picture)

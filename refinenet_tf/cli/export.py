@@ -10,32 +10,30 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from refinenet_tf.cli import common
-from refinenet_tf.errors import ConfigError
+from refinenet_tf.cli import flags
+from refinenet_tf.cli.evaluate import checkpoint_description
+from refinenet_tf.errors import ConfigError, parameter
+from refinenet_tf.export import FORMATS, export_model
 
 _LOG = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from refinenet_tf.export import FORMATS
-
-    parser = argparse.ArgumentParser(prog="python -m refinenet_tf export", description=__doc__.splitlines()[0])
+    parser = flags.new_parser("python -m refinenet_tf export", __doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="checkpoint file or directory (its model.json describes the model)")
     parser.add_argument("output_dir", help="folder to write the exported model and model.json into")
     parser.add_argument("--format", choices=FORMATS, default="saved_model", help="export format (default %(default)s)")
-    parser.add_argument("--input-size", type=common.parse_size, default=None, metavar="HEIGHT,WIDTH",
+    parser.add_argument("--input-size", type=flags.parse_size, default=None, metavar="HEIGHT,WIDTH",
                         help="fix the image size of saved_model, tflite and onnx exports (default: any size)")
-    common.add_model_flags(parser, restore_help="the same as CHECKPOINT (DeepLab-style spelling)")
+    flags.add_model_flags(parser, restore_help="the same as CHECKPOINT (DeepLab-style spelling)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from refinenet_tf.cli.evaluate import checkpoint_description
-    from refinenet_tf.export import export_model
-
+    """Entry point of ``python -m refinenet_tf export``."""
     args = build_parser().parse_args(argv)
     if args.restore_from and args.restore_from != args.checkpoint:
-        raise ConfigError(f"two checkpoints given: {args.checkpoint} and --restore-from {args.restore_from}")
+        raise ConfigError(f"two checkpoints given: {args.checkpoint} and {parameter('checkpoint')} {args.restore_from}")
     prefix, description = checkpoint_description(args, args.checkpoint)
     path = export_model(prefix, args.output_dir, args.format, description, args.input_size)
     _LOG.info("exported %s (%s) to %s", prefix, args.format, path)

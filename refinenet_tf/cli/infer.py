@@ -11,77 +11,55 @@ image, to PATH_<stem>.npy for each image when there are several.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
-from refinenet_tf.cli import common
-from refinenet_tf.cli.evaluate import add_predict_flags, checkpoint_description, predict_options
-from refinenet_tf.errors import ConfigError, DataError
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-SAVE_DIRECTORY = "./output/"
+from refinenet_tf import defaults
+from refinenet_tf.cli import flags
+from refinenet_tf.cli.evaluate import checkpoint_description
+from refinenet_tf.data.images import images_named_by, load_image
+from refinenet_tf.errors import ConfigError, parameter
+from refinenet_tf.evaluate.crf import dense_crf, require_pydensecrf
+from refinenet_tf.evaluate.outputs import (
+    check_unique_stems,
+    image_stem,
+    logits_path,
+    save_logits,
+    save_prediction,
+)
+from refinenet_tf.evaluate.predict import Predictor
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from refinenet_tf.evaluate.crf import add_crf_flags
-
-    parser = argparse.ArgumentParser(prog="inference.py", description=__doc__.splitlines()[0])
+    parser = flags.new_parser("inference.py", __doc__.splitlines()[0])
     parser.add_argument("image", help="image file, folder of images, or list file")
     parser.add_argument("checkpoint", nargs="?", default=None,
                         help="checkpoint file or directory (its model.json describes the model)")
-    common.add_model_flags(parser, restore_help="checkpoint, when not given as the second argument")
+    flags.add_model_flags(parser, restore_help="checkpoint, when not given as the second argument")
     parser.add_argument("--data-dir", default=None, help="folder a list file's paths are relative to "
                                                          "(default: the list file's folder)")
-    add_predict_flags(parser, (1.0,))
+    flags.add_predict_flags(parser, (1.0,))
     parser.add_argument("--crf", action="store_true", help="refine the prediction with a dense CRF")
-    add_crf_flags(parser)
-    parser.add_argument("--save-dir", default=SAVE_DIRECTORY, help=f"output folder (default {SAVE_DIRECTORY})")
+    flags.add_crf_flags(parser)
+    parser.add_argument("--save-dir", default=defaults.SAVE_DIRECTORY,
+                        help=f"output folder (default {defaults.SAVE_DIRECTORY})")
     parser.add_argument("--save-logits", default=None, metavar="PATH.npy",
                         help="also save the stride-4 logits (PATH_<stem>.npy per image when several)")
     return parser
 
 
-def input_images(path: str, data_dir: str | None = None) -> list[str]:
-    """The image files named by IMAGE: the file itself, a folder's images, or a list file's images."""
-    from refinenet_tf.data.listfile import read_list_file
-
-    if os.path.isdir(path):
-        images = sorted(os.path.join(path, name) for name in os.listdir(path)
-                        if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(path, name)))
-        if not images:
-            raise DataError(f"{path}: the folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-        return images
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: image not found")
-    if path.lower().endswith(IMAGE_EXTENSIONS):
-        return [path]
-    root = data_dir if data_dir is not None else os.path.dirname(os.path.abspath(path))
-    return [sample.image_path for sample in read_list_file(root, path, require_masks=False)]
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    from refinenet_tf.data.images import load_image
-    from refinenet_tf.evaluate.crf import crf_params_from_args, dense_crf, require_pydensecrf
-    from refinenet_tf.evaluate.outputs import (
-        check_unique_stems,
-        image_stem,
-        logits_path,
-        save_logits,
-        save_prediction,
-    )
-    from refinenet_tf.evaluate.predict import Predictor
-
+    """Entry point of ``inference.py``."""
     args = build_parser().parse_args(argv)
     if args.checkpoint and args.restore_from and args.checkpoint != args.restore_from:
-        raise ConfigError(f"two checkpoints given: {args.checkpoint} and --restore-from {args.restore_from}")
+        raise ConfigError(f"two checkpoints given: {args.checkpoint} and {parameter('checkpoint')} {args.restore_from}")
     crf = None
     if args.crf:
         require_pydensecrf()
-        crf = crf_params_from_args(args)
-    options = predict_options(args)
+        crf = flags.crf_params(args)
+    options = flags.predict_options(args)
     if args.save_logits is not None and not args.save_logits:
-        raise ConfigError("--save-logits needs a file path")
-    images = input_images(args.image, args.data_dir)
+        raise ConfigError(f"{parameter('save_logits')} needs a file path")
+    images = images_named_by(args.image, args.data_dir)
     check_unique_stems(images)
     prefix, description = checkpoint_description(args, args.checkpoint or args.restore_from)
     palette = description.palette()
@@ -91,7 +69,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             prediction = predictor.predict(image)
             labels = prediction.labels
             if crf is not None:
-                # pydensecrf refuses read-only buffers, which is what PIL-backed arrays are
                 labels = dense_crf(prediction.probabilities, image, crf).argmax(axis=-1)
             stem = image_stem(path)
             written = save_prediction(args.save_dir, stem, labels, palette, image_rgb=image)

@@ -6,16 +6,18 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from refinenet_tf.cli.common import NUM_CLASSES, parse_size
-from refinenet_tf.models.registry import ARCHITECTURES, DEFAULT_ARCH
+from refinenet_tf.architectures import ARCHITECTURES
+from refinenet_tf.cli import flags
+from refinenet_tf.defaults import DEFAULT_ARCH, NUM_CLASSES
+from refinenet_tf.description import default_description
 
 
 def model_info(arch: str, num_classes: int, input_size: tuple[int, int]) -> dict:
     """Build ``arch`` for one ``input_size`` image and describe it."""
-    import tensorflow as tf
+    import tensorflow as tf  # deferred: --help needs no TensorFlow
 
-    from refinenet_tf.models.complexity import count_multiply_adds, count_parameters
-    from refinenet_tf.models.registry import build_model, default_description
+    from refinenet_tf.models.complexity import count_multiply_adds, count_parameters  # deferred: TensorFlow
+    from refinenet_tf.models.model import build_model  # deferred: TensorFlow
 
     graph = tf.Graph()
     with graph.as_default():
@@ -36,11 +38,11 @@ def model_info(arch: str, num_classes: int, input_size: tuple[int, int]) -> dict
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="refinenet_tf info", description=__doc__)
+    parser = flags.new_parser("python -m refinenet_tf info", __doc__)
     parser.add_argument("--arch", choices=[*ARCHITECTURES, "all"], default=DEFAULT_ARCH,
                         help="architecture, or 'all' for one line per architecture")
     parser.add_argument("--num-classes", type=int, default=NUM_CLASSES)
-    parser.add_argument("--input-size", type=parse_size, default=(468, 625), help="HEIGHT,WIDTH (default 468,625)")
+    parser.add_argument("--input-size", type=flags.parse_size, default=(468, 625), help="HEIGHT,WIDTH (default 468,625)")
     return parser
 
 

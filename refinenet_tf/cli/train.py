@@ -6,18 +6,17 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from refinenet_tf.cli import common
+from refinenet_tf import defaults
+from refinenet_tf.cli import flags
 from refinenet_tf.data.class_table import read_class_table
-from refinenet_tf.description import ModelDescription, Preprocessing, has_description, load_description
-from refinenet_tf.errors import ConfigError
 from refinenet_tf.models.layers import DEFAULT_BATCH_NORM_DECAY
-from refinenet_tf.models.registry import DEFAULT_ARCH, check_arch, default_description
+from refinenet_tf.models.model import FUSIONS
 from refinenet_tf.train.distributed import ALL_DEVICES, DEVICES_HELP
-from refinenet_tf.train.multiscale import DEFAULT_SCALES, FUSIONS
-from refinenet_tf.train.optimizer import DECODER_LR_MULT, OPTIMIZERS
+from refinenet_tf.train.model_choice import description_to_train
+from refinenet_tf.train.optimizer import OPTIMIZERS
 from refinenet_tf.train.precision import PRECISIONS
 from refinenet_tf.train.schedule import SCHEDULES
-from refinenet_tf.train.trainer import LOG_EVERY, TrainConfig, Trainer, resume_point
+from refinenet_tf.train.trainer import TrainConfig, Trainer
 
 _LOG = logging.getLogger(__name__)
 
@@ -26,38 +25,38 @@ def build_parser(multiscale: bool = False) -> argparse.ArgumentParser:
     """The flags of train.py, or of train_msc.py when ``multiscale``."""
     name = "train_msc.py" if multiscale else "train.py"
     what = "multi-scale (1.0, 0.75, 0.5) training with gradient accumulation" if multiscale else "training"
-    parser = argparse.ArgumentParser(prog=name, description=f"RefineNet {what}, DeepLab-ResNet-TF style.")
-    common.add_model_flags(parser, restore_help="checkpoint file or directory to start from (resuming from "
-                                                "--snapshot-dir takes precedence)")
-    common.add_data_flags(parser)
+    parser = flags.new_parser(name, f"RefineNet {what}, DeepLab-ResNet-TF style.")
+    flags.add_model_flags(parser, restore_help="checkpoint file or directory to start from (resuming from "
+                                               "--snapshot-dir takes precedence)")
+    flags.add_data_flags(parser)
     group = parser.add_argument_group("training")
-    group.add_argument("--batch-size", type=int, default=1 if multiscale else common.BATCH_SIZE,
+    group.add_argument("--batch-size", type=int, default=1 if multiscale else defaults.BATCH_SIZE,
                        help="images per batch")
-    group.add_argument("--input-size", type=common.parse_size, default=common.INPUT_SIZE,
-                       help="crop size HEIGHT,WIDTH")
+    group.add_argument("--input-size", type=flags.parse_size, default=defaults.INPUT_SIZE,
+                       help="crop size HEIGHT,WIDTH (default 321,321)")
     group.add_argument("--is-training", action="store_true",
                        help="train batch norm (statistics and scale/offset); frozen otherwise")
     group.add_argument("--bn-decay", type=float, default=DEFAULT_BATCH_NORM_DECAY,
                        help="moving-average decay of batch-norm statistics with --is-training (short runs: 0.9-0.99)")
-    group.add_argument("--learning-rate", type=float, default=common.LEARNING_RATE, help="base learning rate")
-    group.add_argument("--momentum", type=float, default=common.MOMENTUM, help="SGD momentum")
+    group.add_argument("--learning-rate", type=float, default=defaults.LEARNING_RATE, help="base learning rate")
+    group.add_argument("--momentum", type=float, default=defaults.MOMENTUM, help="SGD momentum")
     group.add_argument("--optimizer", choices=OPTIMIZERS, default="momentum",
                        help="momentum SGD (DeepLab's, for fine-tuning) or adam (steadier from random weights)")
     group.add_argument("--not-restore-last", action="store_true",
                        help="do not restore the classifier (start a model with another class count)")
-    group.add_argument("--num-steps", type=int, default=common.NUM_STEPS, help="number of updates")
-    group.add_argument("--power", type=float, default=common.POWER, help="poly decay power")
+    group.add_argument("--num-steps", type=int, default=defaults.NUM_STEPS, help="number of updates")
+    group.add_argument("--power", type=float, default=defaults.POWER, help="poly decay power")
     group.add_argument("--schedule", choices=SCHEDULES, default="poly",
                        help="poly decay, or Light-Weight RefineNet's 3 stages (rates x1, x0.5, x0.2, momentum reset)")
-    group.add_argument("--decoder-lr-mult", type=float, default=DECODER_LR_MULT,
+    group.add_argument("--decoder-lr-mult", type=float, default=defaults.DECODER_LR_MULT,
                        help="learning-rate factor of the new (decoder) layers; biases get twice their layer's")
-    group.add_argument("--weight-decay", type=float, default=common.WEIGHT_DECAY,
+    group.add_argument("--weight-decay", type=float, default=defaults.WEIGHT_DECAY,
                        help="L2 regularisation of convolution weights")
     group.add_argument("--random-mirror", action="store_true", help="randomly mirror the inputs")
     group.add_argument("--random-scale", action="store_true", help="randomly scale the inputs")
-    group.add_argument("--min-scale", type=float, default=common.MIN_SCALE, help="smallest random scale")
-    group.add_argument("--max-scale", type=float, default=common.MAX_SCALE, help="largest random scale")
-    group.add_argument("--random-seed", type=int, default=common.RANDOM_SEED, help="seed of every random choice")
+    group.add_argument("--min-scale", type=float, default=defaults.MIN_SCALE, help="smallest random scale")
+    group.add_argument("--max-scale", type=float, default=defaults.MAX_SCALE, help="largest random scale")
+    group.add_argument("--random-seed", type=int, default=defaults.RANDOM_SEED, help="seed of every random choice")
     group.add_argument("--on-bad-sample", choices=["fail", "skip"], default="fail",
                        help="stop at an unusable image or mask, or log and skip it")
     group.add_argument("--threads", type=int, default=None, help="reader and TensorFlow threads (default: auto)")
@@ -67,70 +66,43 @@ def build_parser(multiscale: bool = False) -> argparse.ArgumentParser:
                        "(--batch-size is the global batch; see docs/DISTRIBUTED.md)")
     group.add_argument("--precision", choices=PRECISIONS, default="float32",
                        help="compute type; variables stay float32, float16 uses loss scaling")
-    group.add_argument("--grad-update-every", type=int, default=10 if multiscale else 1,
+    group.add_argument("--grad-update-every", type=int,
+                       default=defaults.GRAD_UPDATE_EVERY_MSC if multiscale else 1,
                        help="batches whose gradients are accumulated into one update (default %(default)s)")
     if multiscale:
         group.add_argument("--fusion", choices=FUSIONS, default="max", help="how the scales' logits are fused")
-        group.add_argument("--scales", type=common.parse_floats, default=DEFAULT_SCALES,
+        group.add_argument("--scales", type=flags.parse_floats, default=defaults.MULTISCALE_SCALES,
                            help="input scales, the first one sets the fused size")
     output = parser.add_argument_group("output")
-    output.add_argument("--snapshot-dir", default=common.SNAPSHOT_DIR, help="where snapshots and summaries go")
-    output.add_argument("--save-pred-every", type=int, default=common.SAVE_PRED_EVERY,
+    output.add_argument("--snapshot-dir", default=defaults.SNAPSHOT_DIR, help="where snapshots and summaries go")
+    output.add_argument("--save-pred-every", type=int, default=defaults.SAVE_PRED_EVERY,
                         help="save a snapshot (and summary images) every this many steps")
-    output.add_argument("--save-num-images", type=int, default=common.SAVE_NUM_IMAGES,
+    output.add_argument("--save-num-images", type=int, default=defaults.SAVE_NUM_IMAGES,
                         help="images shown in the TensorBoard summary")
-    output.add_argument("--log-every", type=int, default=LOG_EVERY, help="print a progress line every this many steps")
+    output.add_argument("--log-every", type=int, default=defaults.LOG_EVERY,
+                        help="print a progress line every this many steps")
     return parser
-
-
-def resolve_description(args: argparse.Namespace) -> ModelDescription:
-    """The model to train: flags first, then the description of the run being resumed or restored, then defaults."""
-    source = _source_description(args)
-    arch = args.arch or (source.arch if source else DEFAULT_ARCH)
-    base = default_description(arch)
-    if source is not None and check_arch(source.arch).backbone == check_arch(arch).backbone:
-        # what the weights mean (stride placement, padding, epsilon, preprocessing) travels with them
-        base = source if source.arch == arch else base.replace(
-            stride_on=source.stride_on, padding=source.padding, batch_norm_epsilon=source.batch_norm_epsilon,
-            preprocessing=source.preprocessing, ignore_label=source.ignore_label)
-    table = read_class_table(args.class_dict) if args.class_dict else None
-    num_classes = args.num_classes or (table.num_classes if table else None) or \
-        (source.num_classes if source else common.NUM_CLASSES)
-    changes: dict = {"num_classes": num_classes}
-    if table is not None:
-        if table.num_classes != num_classes:
-            raise ConfigError(f"{args.class_dict} lists {table.num_classes} classes but --num-classes is {num_classes}")
-        changes.update(class_names=list(table.names), colours=[list(c) for c in table.colours])
-    elif num_classes != base.num_classes:
-        changes.update(class_names=None, colours=None)
-    if args.stride_on:
-        changes["stride_on"] = args.stride_on
-    if args.padding:
-        changes["padding"] = args.padding
-    if args.img_mean:
-        old = base.preprocessing
-        changes["preprocessing"] = Preprocessing(old.channel_order, old.scale, args.img_mean, old.std)
-    if args.ignore_label is not None:
-        changes["ignore_label"] = args.ignore_label
-    return base.replace(**changes)
 
 
 def config_from_args(args: argparse.Namespace, multiscale: bool = False) -> TrainConfig:
     """The trainer configuration for parsed train.py / train_msc.py flags."""
+    description = description_to_train(
+        args.snapshot_dir, args.restore_from, args.arch, args.num_classes,
+        read_class_table(args.class_dict) if args.class_dict else None, args.stride_on, args.padding,
+        args.img_mean, args.ignore_label)
     return TrainConfig(
-        description=resolve_description(args),
+        description=description,
         data_dir=args.data_dir, data_list=args.data_list, snapshot_dir=args.snapshot_dir,
         batch_size=args.batch_size, input_size=args.input_size, learning_rate=args.learning_rate,
-        momentum=args.momentum, optimizer=args.optimizer, weight_decay=args.weight_decay, num_steps=args.num_steps, power=args.power,
-        schedule=args.schedule, decoder_lr_mult=args.decoder_lr_mult, train_batch_norm=args.is_training, batch_norm_decay=args.bn_decay,
+        momentum=args.momentum, optimizer=args.optimizer, weight_decay=args.weight_decay, num_steps=args.num_steps,
+        power=args.power, schedule=args.schedule, decoder_lr_mult=args.decoder_lr_mult,
+        train_batch_norm=args.is_training, batch_norm_decay=args.bn_decay,
         random_mirror=args.random_mirror, random_scale=args.random_scale, min_scale=args.min_scale,
         max_scale=args.max_scale, random_seed=args.random_seed, restore_from=args.restore_from,
         not_restore_last=args.not_restore_last, save_num_images=args.save_num_images,
         save_pred_every=args.save_pred_every, log_every=args.log_every, on_bad_sample=args.on_bad_sample,
-        threads=args.threads,
-        grad_update_every=args.grad_update_every,
-        scales=args.scales if multiscale else (1.0,),
-        fusion=args.fusion if multiscale else "max",
+        threads=args.threads, grad_update_every=args.grad_update_every,
+        scales=args.scales if multiscale else (1.0,), fusion=args.fusion if multiscale else "max",
         devices=args.devices, precision=args.precision,
     )
 
@@ -152,13 +124,3 @@ def run_training(argv: Sequence[str] | None, multiscale: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``train.py``."""
     run_training(argv, multiscale=False)
-
-
-def _source_description(args: argparse.Namespace) -> ModelDescription | None:
-    """The description of the snapshots being resumed, else of the --restore-from checkpoint, if any."""
-    resumed = resume_point(args.snapshot_dir, args.restore_from)
-    if resumed is not None:
-        return load_description(args.snapshot_dir) if has_description(args.snapshot_dir) else None
-    if args.restore_from and has_description(args.restore_from):
-        return load_description(args.restore_from)
-    return None

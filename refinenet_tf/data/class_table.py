@@ -22,8 +22,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from refinenet_tf.description import write_text_atomically
 from refinenet_tf.errors import DataError
+from refinenet_tf.files import write_text_atomically
 from refinenet_tf.palette import voc_palette
 
 Colour = tuple[int, int, int]

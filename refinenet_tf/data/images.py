@@ -2,18 +2,50 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
 from PIL import Image
 
-from refinenet_tf.errors import DataError
+from refinenet_tf.data.listfile import read_list_file
+from refinenet_tf.defaults import IMAGE_EXTENSIONS
+from refinenet_tf.errors import DataError, parameter
 
 # Modes PIL converts to RGB without losing meaning (alpha is dropped, palettes are expanded).
 _COLOUR_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"}
 _SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 _MAX_LISTED_VALUES = 10
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def is_image_file(path: str) -> bool:
+    """True for a file whose name has one of :data:`~refinenet_tf.defaults.IMAGE_EXTENSIONS`."""
+    return path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def image_files(folder: str) -> list[str]:
+    """The image files directly inside ``folder``, sorted, hidden files left out ([] when it does not exist)."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                  if is_image_file(name) and not name.startswith(".") and os.path.isfile(os.path.join(folder, name)))
+
+
+def images_named_by(path: str, data_dir: str | None = None) -> list[str]:
+    """The image files ``path`` names: the file itself, a folder's images, or a list file's images (relative
+    to ``data_dir``, default the list's folder; a mask column is ignored)."""
+    if os.path.isdir(path):
+        images = image_files(path)
+        if not images:
+            raise DataError(f"{path}: the folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        return images
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: image not found")
+    if is_image_file(path):
+        return [path]
+    root = data_dir if data_dir is not None else os.path.dirname(os.path.abspath(path))
+    return [sample.image_path for sample in read_list_file(root, path, require_masks=False)]
 
 
 def load_image(path: str) -> np.ndarray:
@@ -48,7 +80,7 @@ def check_labels(mask: np.ndarray, num_classes: int, ignore_label: int, path: st
     more = f" and {len(bad_values) - _MAX_LISTED_VALUES} more" if len(bad_values) > _MAX_LISTED_VALUES else ""
     raise DataError(
         f"{path}: label values {listed}{more} are not classes 0..{num_classes - 1} nor the ignore label "
-        f"{ignore_label} (check --num-classes and --ignore-label)"
+        f"{ignore_label} (check {parameter('num_classes')} and {parameter('ignore_label')})"
     )
 
 

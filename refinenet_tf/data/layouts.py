@@ -24,20 +24,20 @@ import numpy as np
 
 from refinenet_tf.data.class_table import FILE_NAME as CLASS_DICT
 from refinenet_tf.data.class_table import ClassTable, Colour, read_class_table, voc_table, write_class_table
+from refinenet_tf.data.images import image_files
 from refinenet_tf.data.masks import (
-    IGNORE_LABEL,
     VOC_VOID_INDEX,
     MaskConverter,
     Progress,
     convert_mask_files,
     open_image,
 )
-from refinenet_tf.description import write_text_atomically
-from refinenet_tf.errors import ConfigError, DataError
+from refinenet_tf.defaults import IGNORE_LABEL
+from refinenet_tf.errors import ConfigError, DataError, parameter
+from refinenet_tf.files import write_text_atomically
 from refinenet_tf.palette import voc_palette
 
 LAYOUTS = ("class-dict", "voc", "cityscapes", "folders")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # class_dict layout folder -> list name
 CLASS_DICT_SPLITS = {"training": "train", "validation": "val", "testing": "test"}
 # suffixes that mask files often add to their image's stem (CamVid's "_L", ...)
@@ -103,14 +103,6 @@ def pair_by_stem(images: Sequence[str], masks: Sequence[str]) -> Pairing:
     unmatched_images = sorted(set(images) - {image for image, _ in pairs})
     unmatched_masks = sorted(set(masks) - paired_masks)
     return Pairing(pairs, unmatched_images, unmatched_masks)
-
-
-def image_files(folder: str) -> list[str]:
-    """The image files directly inside ``folder``, sorted (an empty list when it does not exist)."""
-    if not os.path.isdir(folder):
-        return []
-    return sorted(os.path.join(folder, name) for name in os.listdir(folder)
-                  if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."))
 
 
 # --- layouts -------------------------------------------------------------------------------------------
@@ -329,7 +321,7 @@ def _check_or_make_table(masks: Sequence[str], mask_format: str, table: ClassTab
     top = classes[-1]
     if top > options.ignore_label:
         raise DataError(f"{values[top]}: holds class index {top}, above the ignore label {options.ignore_label} "
-                        "(class indices must be below --ignore-label)")
+                        f"(class indices must be below {parameter('ignore_label')})")
     if table is not None:
         if top >= table.num_classes:
             raise DataError(f"{values[top]}: holds class index {top} but the class table lists "
@@ -351,7 +343,7 @@ def _mask_values(masks: Sequence[str], mask_format: str,
 
     modes = ("L",) if mask_format == "index" else ("P", "L")
     what = "an index mask (8-bit grey)" if mask_format == "index" else "a palette mask (8-bit palette or grey)"
-    hints = {"P": "; palette masks need --format palette", "RGB": "; colour masks need --format rgb"}
+    hints = {"P": f"; palette masks need {parameter('format')} palette", "RGB": f"; colour masks need {parameter('format')} rgb"}
 
     def read(path: str) -> tuple[str, np.ndarray, list[Colour] | None]:
         image = open_image(path)

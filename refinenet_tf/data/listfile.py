@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from refinenet_tf.errors import DataError
+from refinenet_tf.errors import DataError, parameter
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def read_list_file(data_dir: str, list_path: str, require_masks: bool = True) ->
 def _read_lines(list_path: str) -> list[str]:
     if not os.path.isfile(list_path):
         problem = "is a directory, not a list file" if os.path.isdir(list_path) else "list file not found"
-        raise DataError(f"{list_path}: {problem} (check --data-list)")
+        raise DataError(f"{list_path}: {problem} (check {parameter('data_list')})")
     try:
         with open(list_path, encoding="utf-8") as handle:
             return handle.read().splitlines()
@@ -81,5 +81,5 @@ def _resolve(data_dir: str, field: str, where: str) -> str:
     if os.path.commonpath([root, path]) != root:
         raise DataError(f"{where}: {field!r} points outside the data directory {data_dir}")
     if not os.path.isfile(path):
-        raise DataError(f"{where}: {path} does not exist (check --data-dir {data_dir})")
+        raise DataError(f"{where}: {path} does not exist (check {parameter('data_dir')} {data_dir})")
     return path

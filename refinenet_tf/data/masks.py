@@ -24,13 +24,13 @@ from refinenet_tf.data.class_table import (
     Colour,
     cityscapes_table,
 )
-from refinenet_tf.errors import ConfigError, DataError
+from refinenet_tf.defaults import IGNORE_LABEL
+from refinenet_tf.errors import ConfigError, DataError, parameter
 from refinenet_tf.palette import colourise, voc_palette
 
 MASK_FORMATS = ("rgb", "palette", "cityscapes")
 UNKNOWN_POLICIES = ("error", "ignore")
-IGNORE_LABEL = 255
-VOC_VOID_INDEX = 255
+VOC_VOID_INDEX = 255  # the border index of VOC's palette masks
 MAX_COLOURS_IN_MESSAGE = 20
 
 log = logging.getLogger(__name__)
@@ -125,17 +125,17 @@ class MaskConverter:
 
     def __post_init__(self) -> None:
         if self.format not in MASK_FORMATS:
-            raise ConfigError(f"mask format must be one of {MASK_FORMATS}, got {self.format!r}")
+            raise ConfigError(f"{parameter('format')} must be one of {MASK_FORMATS}, got {self.format!r}")
         if self.unknown not in UNKNOWN_POLICIES:
-            raise ConfigError(f"--unknown must be one of {UNKNOWN_POLICIES}, got {self.unknown!r}")
+            raise ConfigError(f"{parameter('unknown')} must be one of {UNKNOWN_POLICIES}, got {self.unknown!r}")
         if self.format == "rgb" and self.table is None:
-            raise ConfigError("rgb masks need a class table (--class-dict class_dict.csv)")
+            raise ConfigError(f"rgb masks need a class table ({parameter('class_dict')} class_dict.csv)")
         if not 0 <= self.ignore_label <= 255:
-            raise ConfigError(f"--ignore-label must fit in a uint8 mask (0..255), got {self.ignore_label}")
+            raise ConfigError(f"{parameter('ignore_label')} must fit in a uint8 mask (0..255), got {self.ignore_label}")
         classes = self.classes()
         num_classes = classes.num_classes if classes else 0
         if self.ignore_label < num_classes:
-            raise ConfigError(f"--ignore-label {self.ignore_label} is a class index (there are {num_classes} classes)")
+            raise ConfigError(f"{parameter('ignore_label')} {self.ignore_label} is a class index (there are {num_classes} classes)")
 
     def classes(self) -> ClassTable | None:
         """The class table the output indices refer to (Cityscapes' own for that format)."""
@@ -181,7 +181,7 @@ class UnknownColours:
             hidden = rows[MAX_COLOURS_IN_MESSAGE:]
             text += (f"; and {len(hidden)} more colours in {sum(r[1] for r in hidden)} pixels "
                      "(so many colours suggest lossy (JPEG) or anti-aliased masks)")
-        return text + ". Add them to class_dict.csv, or map them to the ignore label with --unknown ignore"
+        return text + f". Add them to class_dict.csv, or map them to the ignore label with {parameter('unknown')} ignore"
 
 
 @dataclass
@@ -275,13 +275,14 @@ def _key_colour(key: int) -> Colour:
 def _as_rgb(image: Image.Image, path: str) -> np.ndarray:
     if image.mode in ("L", "I", "I;16", "F", "1"):
         raise DataError(f"{path}: a single-channel ({image.mode}) image, not an RGB colour mask; "
-                        "if it already holds class indices it needs no conversion, else try --format palette or cityscapes")
+                        f"if it already holds class indices it needs no conversion, else try {parameter('format')} palette or "
+                        "cityscapes")
     return np.asarray(image.convert("RGB"))
 
 
 def _as_indices(image: Image.Image, path: str, what: str) -> np.ndarray:
     if image.mode not in ("P", "L"):
-        hint = " (colour masks need --format rgb and --class-dict)" if image.mode in ("RGB", "RGBA") else ""
+        hint = f" (colour masks need {parameter('format')} rgb and {parameter('class_dict')})" if image.mode in ("RGB", "RGBA") else ""
         raise DataError(f"{path}: expected {what} (8-bit palette or grey), got a {image.mode} image{hint}")
     return np.asarray(image)
 

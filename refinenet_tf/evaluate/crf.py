@@ -7,7 +7,6 @@ DeepLab ones: Gaussian sxy=1 compat=4, bilateral sxy=49 srgb=13 compat=5, 10 mea
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
 from collections import deque
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from refinenet_tf.errors import ConfigError, DataError
+from refinenet_tf.errors import ConfigError, DataError, parameter
 
 INSTALL_HINT = 'pip install "refinenet_tf[crf]" (or: pip install pydensecrf2)'
 # Probabilities are floored before the log so a confident-but-wrong zero stays correctable.
@@ -37,18 +36,18 @@ class CRFParams:
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
-            raise ConfigError(f"--crf-iterations must be at least 1, got {self.iterations}")
+            raise ConfigError(f"{parameter('iterations')} must be at least 1, got {self.iterations}")
         for name in ("gaussian_sxy", "bilateral_sxy", "bilateral_srgb"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+                raise ConfigError(f"{parameter(name)} must be positive, got {getattr(self, name)}")
         for name in ("gaussian_compat", "bilateral_compat"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+                raise ConfigError(f"{parameter(name)} must not be negative, got {getattr(self, name)}")
 
 
 def _densecrf_module():
     try:
-        import pydensecrf.densecrf as densecrf
+        import pydensecrf.densecrf as densecrf  # optional: only the CRF needs it
     except ImportError:
         raise ConfigError(f"dense CRF needs the pydensecrf package, which is not installed: {INSTALL_HINT}") from None
     return densecrf
@@ -148,33 +147,3 @@ class CRFPool:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-def add_crf_flags(parser: argparse.ArgumentParser) -> None:
-    """Add the dense CRF flags (DeepLab's values as defaults)."""
-    defaults = CRFParams()
-    group = parser.add_argument_group("dense CRF")
-    group.add_argument("--crf-iterations", type=int, default=defaults.iterations,
-                       help=f"mean-field iterations (default {defaults.iterations})")
-    group.add_argument("--gaussian-sxy", type=float, default=defaults.gaussian_sxy,
-                       help=f"spatial std of the smoothness kernel, pixels (default {defaults.gaussian_sxy:g})")
-    group.add_argument("--gaussian-compat", type=float, default=defaults.gaussian_compat,
-                       help=f"weight of the smoothness kernel (default {defaults.gaussian_compat:g})")
-    group.add_argument("--bilateral-sxy", type=float, default=defaults.bilateral_sxy,
-                       help=f"spatial std of the appearance kernel, pixels (default {defaults.bilateral_sxy:g})")
-    group.add_argument("--bilateral-srgb", type=float, default=defaults.bilateral_srgb,
-                       help=f"colour std of the appearance kernel (default {defaults.bilateral_srgb:g})")
-    group.add_argument("--bilateral-compat", type=float, default=defaults.bilateral_compat,
-                       help=f"weight of the appearance kernel (default {defaults.bilateral_compat:g})")
-
-
-def crf_params_from_args(args: argparse.Namespace) -> CRFParams:
-    """The CRFParams chosen by the flags of :func:`add_crf_flags`."""
-    return CRFParams(
-        iterations=args.crf_iterations,
-        gaussian_sxy=args.gaussian_sxy,
-        gaussian_compat=args.gaussian_compat,
-        bilateral_sxy=args.bilateral_sxy,
-        bilateral_srgb=args.bilateral_srgb,
-        bilateral_compat=args.bilateral_compat,
-    )

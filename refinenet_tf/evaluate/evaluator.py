@@ -13,6 +13,7 @@ need to be unique within a class of one image. The thing classes are given by in
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from PIL import Image
 from refinenet_tf.data.listfile import Sample, read_list_file
 from refinenet_tf.data.reader import SkipCounter, eval_dataset, reader_errors
 from refinenet_tf.description import ModelDescription
-from refinenet_tf.errors import DataError
+from refinenet_tf.errors import DataError, parameter
 from refinenet_tf.evaluate.crf import CRFParams, CRFPool
 from refinenet_tf.evaluate.metrics import ConfusionMatrix, InstanceStats, Scores
 from refinenet_tf.evaluate.outputs import check_unique_stems, image_stem, save_prediction
@@ -36,7 +37,7 @@ from refinenet_tf.evaluate.predict import (
     check_options,
     restore_model,
 )
-from refinenet_tf.evaluate.report import Progress
+from refinenet_tf.evaluate.report import Progress, results_dict
 from refinenet_tf.sessions import new_session
 
 v1 = tf.compat.v1
@@ -71,7 +72,7 @@ def read_instance_list(data_dir: str, list_path: str, samples: Sequence[Sample],
     if any(mask.mask_path is not None for mask in masks):
         raise DataError(f"{list_path}: expected one instance-mask path per line")
     if not thing_classes:
-        raise DataError(f"{list_path}: nIoU needs the thing classes (--thing-classes)")
+        raise DataError(f"{list_path}: nIoU needs the thing classes ({parameter('thing_classes')})")
     return InstanceMasks({sample.image_path: mask.image_path for sample, mask in zip(samples, masks, strict=True)},
                          tuple(int(c) for c in thing_classes))
 
@@ -157,6 +158,20 @@ def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescr
         raise DataError(f"{samples[0].list_path}: no image could be evaluated")
     return EvaluationResult(prefix, plain.scores(), refined.scores() if refined else None, progress.count,
                             skips.reasons)
+
+
+def evaluation_results(result: EvaluationResult, description: ModelDescription, options: PredictOptions,
+                       data_list: str, crf: CRFParams | None = None) -> dict:
+    """What ``results.json`` holds: scores per class and overall, the confusion matrix and how they were made
+    (with the CRF, the plain and CRF scores side by side)."""
+    names = description.names()
+    metadata = {"checkpoint": result.checkpoint, "data_list": data_list, "images": result.images,
+                "skipped": result.skipped, "scales": list(options.scales), "fusion": options.fusion,
+                "flip": options.flip}
+    if result.crf is None:
+        return results_dict(result.plain, names, metadata)
+    return {"plain": results_dict(result.plain, names), "crf": results_dict(result.crf, names),
+            "metadata": {**metadata, "crf": dataclasses.asdict(crf)}}
 
 
 def _run_all(session: v1.Session, fetches: dict) -> Iterator[dict]:

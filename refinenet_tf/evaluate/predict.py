@@ -27,11 +27,11 @@ import numpy as np
 import tensorflow as tf
 
 from refinenet_tf import checkpoints
-from refinenet_tf.description import ModelDescription, has_description, load_description
-from refinenet_tf.errors import ConfigError, DataError, DescriptionError
-from refinenet_tf.models.registry import DEFAULT_ARCH, default_description
+from refinenet_tf.defaults import DEFAULT_ARCH, NUM_CLASSES
+from refinenet_tf.description import ModelDescription, default_description, has_description, load_description
+from refinenet_tf.errors import ConfigError, DataError, DescriptionError, parameter
+from refinenet_tf.models.model import check_scales, multiscale_logits
 from refinenet_tf.sessions import new_session
-from refinenet_tf.train.multiscale import FUSIONS, multiscale_logits
 
 v1 = tf.compat.v1
 
@@ -105,21 +105,21 @@ def description_for_checkpoint(checkpoint: str, arch: str | None = None, num_cla
     """
     if has_description(checkpoint):
         description = load_description(checkpoint)
-        for flag, given, saved in (("--arch", arch, description.arch),
-                                   ("--num-classes", num_classes, description.num_classes),
-                                   ("--stride-on", stride_on, description.stride_on),
-                                   ("--padding", padding, description.padding)):
+        for name, given, saved in (("arch", arch, description.arch),
+                                   ("num_classes", num_classes, description.num_classes),
+                                   ("stride_on", stride_on, description.stride_on),
+                                   ("padding", padding, description.padding)):
             if given is not None and given != saved:
-                raise DescriptionError(f"{flag} {given} disagrees with the checkpoint's model description "
-                                       f"({saved}) at {checkpoint}; drop the flag or use a matching checkpoint")
+                raise DescriptionError(f"{parameter(name)} {given} disagrees with the checkpoint's model description "
+                                       f"({saved}) at {checkpoint}; leave it out or use a matching checkpoint")
     else:  # a DeepLab-style checkpoint: the flags, else the default architecture with DeepLab's conventions
         layout = {key: value for key, value in (("stride_on", stride_on), ("padding", padding)) if value}
-        description = default_description(arch or DEFAULT_ARCH, num_classes if num_classes is not None else 21,
-                                          **layout)
+        description = default_description(arch or DEFAULT_ARCH,
+                                          num_classes if num_classes is not None else NUM_CLASSES, **layout)
     changes = {}
     if img_mean is not None:
         if len(img_mean) != 3:
-            raise DescriptionError(f"--img-mean needs 3 values, got {len(img_mean)}")
+            raise DescriptionError(f"{parameter('img_mean')} needs 3 values, got {len(img_mean)}")
         changes["preprocessing"] = dataclasses.replace(description.preprocessing, mean=tuple(img_mean))
     if ignore_label is not None:
         changes["ignore_label"] = ignore_label
@@ -137,12 +137,10 @@ def restore_model(session: v1.Session, checkpoint: str) -> str:
 
 def check_options(options: PredictOptions) -> None:
     """Refuse an unknown fusion, non-positive scales or scales without 1.0 (ConfigError)."""
-    if options.fusion not in FUSIONS:
-        raise ConfigError(f"unknown fusion {options.fusion!r}; choose one of: {', '.join(FUSIONS)}")
-    if not options.scales or any(not scale > 0 for scale in options.scales):
-        raise ConfigError(f"--scales must be positive numbers, got {_listed(options.scales)}")
+    check_scales(options.scales, options.fusion)
     if 1.0 not in options.scales:
-        raise ConfigError(f"--scales must include 1.0 (its logits set the fusion size), got {_listed(options.scales)}")
+        raise ConfigError(f"{parameter('scales')} must include 1.0 (its logits set the fusion size), got "
+                          f"{_listed(options.scales)}")
 
 
 class Predictor:

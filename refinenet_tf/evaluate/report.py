@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
-from refinenet_tf.description import write_text_atomically
 from refinenet_tf.errors import ConfigError
 from refinenet_tf.evaluate.metrics import Scores
+from refinenet_tf.files import write_text_atomically
 
 NOT_AVAILABLE = "n/a"
 NAME_WIDTH = 24

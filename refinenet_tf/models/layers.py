@@ -41,7 +41,7 @@ class LayerOptions:
     padding: str = "same"  # 'same' or 'symmetric' for stride-2 layers
     batch_norm_epsilon: float = 1e-3
     train_batch_norm: bool = False  # use batch statistics and update the moving averages
-    is_training: bool = False  # enables dropout
+    dropout: bool = False  # dropout layers are active (training)
     batch_norm_decay: float = DEFAULT_BATCH_NORM_DECAY  # moving-average decay when batch norm is trained
     dropout_seed: tf.Tensor | None = None  # int64 [2]: stateless dropout, reproducible (e.g. across a resume)
 
@@ -128,7 +128,7 @@ def max_pool(x: tf.Tensor, kernel_size: int, stride: int, options: LayerOptions)
 def dropout(x: tf.Tensor, rate: float, options: LayerOptions, site: int) -> tf.Tensor:
     """Dropout in training only. With ``options.dropout_seed`` the mask is a function of that seed and of
     ``site`` (which numbers the dropout layers of a model), so a rerun or a resumed run draws the same masks."""
-    if not options.is_training:
+    if not options.dropout:
         return x
     if options.dropout_seed is None:
         return tf.nn.dropout(x, rate=rate)

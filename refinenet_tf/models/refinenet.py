@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from refinenet_tf.architectures import CLASSIFIER_SCOPE
 from refinenet_tf.models.blocks import chained_residual_pooling, residual_conv_units
 from refinenet_tf.models.layers import LayerOptions, conv2d, dropout, upsample_like
 
 DROPOUT_RATE = 0.5
 TOP_CHANNELS = 512
 PATH_CHANNELS = 256
-CLASSIFIER = "clf_conv"
 CLASSIFIER_STDDEV = 0.01  # DeepLab's initialisation of its classifier
 
 
 def classifier(x: tf.Tensor, num_classes: int, options: LayerOptions) -> tf.Tensor:
     """The 3x3 classifier with bias, ``clf_conv``, shared by every decoder."""
     initializer = tf.compat.v1.random_normal_initializer(stddev=CLASSIFIER_STDDEV)
-    return conv2d(x, CLASSIFIER, num_classes, 3, options, bias=True, initializer=initializer)
+    return conv2d(x, CLASSIFIER_SCOPE, num_classes, 3, options, bias=True, initializer=initializer)
 
 
 def refinenet_decoder(end_points: dict[str, tf.Tensor], num_classes: int, options: LayerOptions,

@@ -7,22 +7,12 @@ batch norms and, in the first block of a stage, the projection shortcut ``res{bl
 
 from __future__ import annotations
 
-import string
-
 import tensorflow as tf
 
+from refinenet_tf.architectures import RESNET_STAGE_BLOCKS, resnet_block_names
 from refinenet_tf.models.layers import LayerOptions, batch_norm, conv2d, he_initializer, max_pool
 
-STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 STAGE_WIDTHS = (64, 128, 256, 512)  # bottleneck width; output is 4x
-
-
-def block_names(depth: int, stage: int) -> list[str]:
-    """Caffe block names of one stage (stage 2..5): 'a','b','c' or 'a','b1','b2',... for long stages."""
-    count = STAGE_BLOCKS[depth][stage - 2]
-    if depth > 50 and stage in (3, 4):
-        return ["a"] + [f"b{i}" for i in range(1, count)]
-    return list(string.ascii_lowercase[:count])
 
 
 def _conv_bn(x, conv_name, bn_name, filters, kernel_size, stride, options, relu=True):
@@ -47,15 +37,15 @@ def bottleneck(x: tf.Tensor, block: str, width: int, stride: int, stride_on: str
 
 def resnet(images: tf.Tensor, depth: int, stride_on: str, options: LayerOptions) -> dict[str, tf.Tensor]:
     """Build the backbone; returns end points conv1, pool1, res2..res5 and the aliases l1..l4 (strides 4..32)."""
-    if depth not in STAGE_BLOCKS:
-        raise ValueError(f"ResNet depth must be one of {sorted(STAGE_BLOCKS)}, got {depth}")
+    if depth not in RESNET_STAGE_BLOCKS:
+        raise ValueError(f"ResNet depth must be one of {sorted(RESNET_STAGE_BLOCKS)}, got {depth}")
     end_points = {}
     x = _conv_bn(images, "conv1", "bn_conv1", 64, 7, 2, options)
     end_points["conv1"] = x
     x = max_pool(x, 3, 2, options)
     end_points["pool1"] = x
     for stage, width in zip(range(2, 6), STAGE_WIDTHS, strict=True):
-        for index, name in enumerate(block_names(depth, stage)):
+        for index, name in enumerate(resnet_block_names(depth, stage)):
             stride = 2 if (index == 0 and stage > 2) else 1
             x = bottleneck(x, f"{stage}{name}", width, stride, stride_on, options, project=index == 0)
         end_points[f"res{stage}"] = x

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from refinenet_tf.errors import ConfigError
+from refinenet_tf.errors import ConfigError, parameter
 from refinenet_tf.train.optimizer import TrainOps
 
 v1 = tf.compat.v1
@@ -83,21 +83,21 @@ def resolve_devices(devices: str = ALL_DEVICES) -> list[str]:
     if text.isdigit():
         count = int(text)
         if not gpus:
-            raise ConfigError(f"--devices {count} asks for {count} GPU{'' if count == 1 else 's'} but this machine "
-                              "has none visible; use --devices all (the CPU) or a device list such as /cpu:0 "
+            raise ConfigError(f"{parameter('devices')} {count} asks for {count} GPU{'' if count == 1 else 's'} but this machine "
+                              f"has none visible; use {parameter('devices')} all (the CPU) or a device list such as /cpu:0 "
                               "(see docs/DISTRIBUTED.md)")
         if not 1 <= count <= len(gpus):
-            raise ConfigError(f"--devices {count}: {len(gpus)} GPU(s) are visible; give 1 to {len(gpus)} or "
+            raise ConfigError(f"{parameter('devices')} {count}: {len(gpus)} GPU(s) are visible; give 1 to {len(gpus)} or "
                               "a device list such as /cpu:0")
         return gpus[:count]
     known = {_canonical(device.name): device.name for device in tf.config.list_logical_devices()}
     chosen = []
     for name in (part.strip() for part in text.split(",")):
         if _canonical(name) not in known:
-            raise ConfigError(f"--devices: no device {name!r}; visible: {', '.join(known.values())}")
+            raise ConfigError(f"{parameter('devices')}: no device {name!r}; visible: {', '.join(known.values())}")
         chosen.append(known[_canonical(name)])
     if len(set(chosen)) != len(chosen):
-        raise ConfigError(f"--devices lists a device twice: {text}")
+        raise ConfigError(f"{parameter('devices')} lists a device twice: {text}")
     return chosen
 
 
@@ -123,7 +123,7 @@ def make_placement(devices: str = ALL_DEVICES, base_config: v1.ConfigProto | Non
 def check_batch_size(batch_size: int, replicas: int) -> None:
     """The global batch must split evenly between the replicas."""
     if batch_size % replicas:
-        raise ConfigError(f"--batch-size {batch_size} (the global batch) must be a multiple of the number of "
+        raise ConfigError(f"{parameter('batch_size')} {batch_size} (the global batch) must be a multiple of the number of "
                           f"replicas, {replicas}")
 
 

@@ -1,10 +1,13 @@
-"""Training losses: pixel-wise softmax cross-entropy that skips unlabeled pixels, and L2 weight decay."""
+"""Training losses: pixel-wise softmax cross-entropy that skips unlabeled pixels, its multi-scale sum, and L2
+weight decay."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import tensorflow as tf
+
+from refinenet_tf.models.model import MultiScaleLogits
 
 
 def resize_labels(labels: tf.Tensor, size) -> tf.Tensor:
@@ -27,6 +30,13 @@ def pixel_cross_entropy(logits: tf.Tensor, labels: tf.Tensor, num_classes: int) 
     per_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)
     weights = tf.cast(valid, per_pixel.dtype)
     return tf.reduce_sum(per_pixel * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+def multiscale_loss(logits: MultiScaleLogits, labels: tf.Tensor, num_classes: int) -> tf.Tensor:
+    """DeepLab's train_msc.py loss: CE(fused) + the CE of every scale, each against labels resized to its logits."""
+    terms = [pixel_cross_entropy(logits.fused, labels, num_classes)]
+    terms += [pixel_cross_entropy(scale_logits, labels, num_classes) for scale_logits in logits.per_scale]
+    return tf.add_n(terms)
 
 
 def is_conv_weight(variable: tf.Variable) -> bool:

@@ -6,7 +6,7 @@ import os
 
 import tensorflow as tf
 
-from refinenet_tf.errors import ConfigError
+from refinenet_tf.errors import ConfigError, parameter
 
 # Ops whose outputs are weights, constants or views rather than activations of the batch.
 _NOT_ACTIVATIONS = {"Const", "VariableV2", "VarHandleOp", "ReadVariableOp", "Identity", "Placeholder",
@@ -47,6 +47,6 @@ def check_fits_in_memory(graph: tf.Graph, input_size: tuple[int, int], batch_siz
     needed = forward_activation_bytes(graph)
     if needed > available:
         raise ConfigError(
-            f"--input-size {input_size[0]},{input_size[1]} with --batch-size {batch_size} needs at least "
-            f"{needed / _GB:.1f} GB for activations but this machine has {available / _GB:.1f} GB of RAM; "
-            "use a smaller --input-size or --batch-size")
+            f"{parameter('input_size')} {input_size[0]},{input_size[1]} with {parameter('batch_size')} {batch_size} "
+            f"needs at least {needed / _GB:.1f} GB for activations but this machine has {available / _GB:.1f} GB of "
+            f"RAM; use a smaller {parameter('input_size')} or {parameter('batch_size')}")

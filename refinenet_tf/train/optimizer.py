@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from refinenet_tf.errors import ConfigError
-from refinenet_tf.models.registry import is_backbone_variable
+from refinenet_tf.architectures import is_backbone_variable
+from refinenet_tf.defaults import DECODER_LR_MULT
+from refinenet_tf.errors import ConfigError, parameter
 
 v1 = tf.compat.v1
 
-DECODER_LR_MULT = 10.0
 BIAS_LR_MULT = 2.0
 OPTIMIZERS = ("momentum", "adam")
 
@@ -47,7 +47,7 @@ def make_optimizer(name: str, learning_rate, momentum: float) -> v1.train.Optimi
         return v1.train.MomentumOptimizer(learning_rate, momentum)
     if name == "adam":
         return v1.train.AdamOptimizer(learning_rate)
-    raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+    raise ConfigError(f"{parameter('optimizer')} must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
 
 
 def build_train_ops(loss: tf.Tensor, variables: Sequence[tf.Variable], learning_rate: tf.Tensor,

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import tensorflow as tf
 
-from refinenet_tf.errors import ConfigError
+from refinenet_tf.errors import ConfigError, parameter
 
 v1 = tf.compat.v1
 
@@ -26,7 +26,7 @@ _CAST_VARIABLES = ("weights", "biases")
 def check_precision(precision: str) -> str:
     """``precision`` if it is one of :data:`PRECISIONS`, else a ConfigError."""
     if precision not in PRECISIONS:
-        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise ConfigError(f"{parameter('precision')} must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     return precision
 
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import tensorflow as tf
 
-from refinenet_tf.errors import ConfigError
+from refinenet_tf.errors import ConfigError, parameter
 
 SCHEDULES = ("poly", "lw-3stage")
 # Light-Weight RefineNet's encoder rates 5e-4, 2.5e-4, 1e-4, relative to the first stage.
@@ -77,7 +77,7 @@ Schedule = PolySchedule | StagedSchedule
 def make_schedule(name: str, base: float, num_steps: int, power: float = 0.9) -> Schedule:
     """The schedule selected by ``--schedule``."""
     if num_steps < 1:
-        raise ConfigError(f"--num-steps must be at least 1, got {num_steps}")
+        raise ConfigError(f"{parameter('num_steps')} must be at least 1, got {num_steps}")
     if name == "poly":
         return PolySchedule(base, num_steps, power)
     if name == "lw-3stage":

@@ -20,27 +20,24 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from refinenet_tf import checkpoints
-from refinenet_tf.cli import common
+from refinenet_tf import checkpoints, defaults
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.data.reader import ON_BAD_SAMPLE, SkipCounter, reader_errors, train_dataset
 from refinenet_tf.description import ModelDescription, has_description, load_description
-from refinenet_tf.errors import ConfigError, DescriptionError, TrainingError
+from refinenet_tf.errors import ConfigError, DescriptionError, TrainingError, parameter
 from refinenet_tf.models.layers import DEFAULT_BATCH_NORM_DECAY
-from refinenet_tf.models.registry import build_model
+from refinenet_tf.models.model import FUSIONS, MultiScaleLogits, build_model, multiscale_logits
 from refinenet_tf.sessions import session_config
 from refinenet_tf.train import distributed
-from refinenet_tf.train.losses import pixel_cross_entropy, weight_decay_loss
+from refinenet_tf.train.losses import multiscale_loss, pixel_cross_entropy, weight_decay_loss
 from refinenet_tf.train.memory import check_fits_in_memory
-from refinenet_tf.train.multiscale import FUSIONS, MultiScaleLogits, multiscale_logits, multiscale_loss
-from refinenet_tf.train.optimizer import DECODER_LR_MULT, build_train_ops, variable_name
+from refinenet_tf.train.optimizer import build_train_ops, variable_name
 from refinenet_tf.train.precision import check_precision, loss_scale, model_precision
 from refinenet_tf.train.schedule import make_schedule
 from refinenet_tf.train.summaries import comparison_summary
 
 v1 = tf.compat.v1
 _LOG = logging.getLogger(__name__)
-LOG_EVERY = 10
 
 
 @dataclass
@@ -48,32 +45,32 @@ class TrainConfig:
     """Everything a training run needs; defaults are DeepLab-ResNet-TF's."""
 
     description: ModelDescription
-    data_dir: str = common.DATA_DIRECTORY
-    data_list: str = common.DATA_LIST_PATH
-    snapshot_dir: str = common.SNAPSHOT_DIR
-    batch_size: int = common.BATCH_SIZE
-    input_size: tuple[int, int] = (321, 321)  # crop (height, width)
-    learning_rate: float = common.LEARNING_RATE
-    momentum: float = common.MOMENTUM
+    data_dir: str = defaults.DATA_DIRECTORY
+    data_list: str = defaults.DATA_LIST_PATH
+    snapshot_dir: str = defaults.SNAPSHOT_DIR
+    batch_size: int = defaults.BATCH_SIZE
+    input_size: tuple[int, int] = defaults.INPUT_SIZE  # crop (height, width)
+    learning_rate: float = defaults.LEARNING_RATE
+    momentum: float = defaults.MOMENTUM
     optimizer: str = "momentum"  # or "adam" (for training from random weights)
-    weight_decay: float = common.WEIGHT_DECAY
-    num_steps: int = common.NUM_STEPS
-    power: float = common.POWER
+    weight_decay: float = defaults.WEIGHT_DECAY
+    num_steps: int = defaults.NUM_STEPS
+    power: float = defaults.POWER
     schedule: str = "poly"
-    decoder_lr_mult: float = DECODER_LR_MULT
-    train_batch_norm: bool = False  # --is-training
+    decoder_lr_mult: float = defaults.DECODER_LR_MULT
+    train_batch_norm: bool = False  # batch statistics and trained scale/offset (DeepLab's --is-training)
     batch_norm_decay: float = DEFAULT_BATCH_NORM_DECAY  # moving-average decay; short runs want ~0.9-0.99
     dropout: bool = True
     random_mirror: bool = False
     random_scale: bool = False
-    min_scale: float = common.MIN_SCALE
-    max_scale: float = common.MAX_SCALE
-    random_seed: int = common.RANDOM_SEED
+    min_scale: float = defaults.MIN_SCALE
+    max_scale: float = defaults.MAX_SCALE
+    random_seed: int = defaults.RANDOM_SEED
     restore_from: str | None = None
     not_restore_last: bool = False
-    save_num_images: int = common.SAVE_NUM_IMAGES
-    save_pred_every: int = common.SAVE_PRED_EVERY
-    log_every: int = LOG_EVERY
+    save_num_images: int = defaults.SAVE_NUM_IMAGES
+    save_pred_every: int = defaults.SAVE_PRED_EVERY
+    log_every: int = defaults.LOG_EVERY
     on_bad_sample: str = "fail"
     threads: int | None = None
     grad_update_every: int = 1  # batches whose gradients make one update
@@ -85,15 +82,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("batch_size", "num_steps", "save_pred_every", "log_every", "grad_update_every"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{parameter(name)} must be at least 1, got {getattr(self, name)}")
         if self.save_num_images < 0:
-            raise ConfigError(f"--save-num-images must not be negative, got {self.save_num_images}")
+            raise ConfigError(f"{parameter('save_num_images')} must not be negative, got {self.save_num_images}")
         if self.on_bad_sample not in ON_BAD_SAMPLE:
-            raise ConfigError(f"--on-bad-sample must be one of {ON_BAD_SAMPLE}, got {self.on_bad_sample!r}")
+            raise ConfigError(f"{parameter('on_bad_sample')} must be one of {ON_BAD_SAMPLE}, got {self.on_bad_sample!r}")
         if self.fusion not in FUSIONS:
-            raise ConfigError(f"--fusion must be one of {FUSIONS}, got {self.fusion!r}")
+            raise ConfigError(f"{parameter('fusion')} must be one of {FUSIONS}, got {self.fusion!r}")
         if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"--threads must be at least 1, got {self.threads}")
+            raise ConfigError(f"{parameter('threads')} must be at least 1, got {self.threads}")
         self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
         self.scales = tuple(float(scale) for scale in self.scales)
         check_precision(self.precision)
@@ -180,7 +177,7 @@ class Trainer:
                     if not math.isfinite(loss):
                         raise TrainingError(
                             f"the loss became {loss} at step {done}; stopped without saving, the last good "
-                            f"snapshot is {last_snapshot or 'none'} (try a lower --learning-rate)")
+                            f"snapshot is {last_snapshot or 'none'} (try a lower {parameter('learning_rate')})")
                     step = done
                     for summary in summaries:
                         writer.add_summary(summary, step)
@@ -263,14 +260,14 @@ class Trainer:
                                  tf.cast(v1.train.get_or_create_global_step(), tf.int64)])
         if config.scales == (1.0,):
             with model_precision(config.precision):
-                logits = build_model(images, description, is_training=config.dropout,
+                logits = build_model(images, description, dropout=config.dropout,
                                      train_batch_norm=config.train_batch_norm,
                                      batch_norm_decay=config.batch_norm_decay, dropout_seed=dropout_seed).logits
             logits = tf.cast(logits, tf.float32)
             return logits, pixel_cross_entropy(logits, labels, description.num_classes)
         with model_precision(config.precision):
             outputs: MultiScaleLogits = multiscale_logits(images, description, config.scales, config.fusion,
-                                                          is_training=config.dropout,
+                                                          dropout=config.dropout,
                                                           train_batch_norm=config.train_batch_norm,
                                                           batch_norm_decay=config.batch_norm_decay,
                                                           dropout_seed=dropout_seed)
@@ -290,17 +287,19 @@ class Trainer:
             step = int(session.run(parts.global_step))
             _LOG.info("resuming from %s at step %d", self._resume_from, step)
             if config.restore_from and checkpoints.resolve_checkpoint(config.restore_from) != self._resume_from:
-                _LOG.info("--restore-from %s is not used when resuming", config.restore_from)
+                _LOG.info("%s is not used when resuming", config.restore_from)
             return step
         if config.restore_from:
             checkpoints.initialise_from(session, config.restore_from, self._first_copies(parts.model_variables),
                                         skip_classifier=config.not_restore_last)
             self._sync_replicas(session)
         elif config.train_batch_norm:
-            _LOG.warning("no --restore-from: every weight starts from random initialisation")
+            _LOG.warning("no checkpoint to start from: every weight starts from random initialisation")
         else:
-            _LOG.warning("no --restore-from: training from random weights with frozen batch norm rarely works; "
-                         "use --is-training --optimizer adam --decoder-lr-mult 1 (see the README)")
+            _LOG.warning("no checkpoint to start from, and batch norm is frozen: training from random weights "
+                         "rarely works so; train batch norm and use Adam at one rate (--is-training --optimizer adam "
+                         "--decoder-lr-mult 1; in Python train_batch_norm=True, optimizer='adam', "
+                         "decoder_lr_mult=1), see the README")
         return 0
 
     def _first_copies(self, variables: list) -> list:
@@ -341,7 +340,7 @@ class Trainer:
         if (saved.arch, saved.num_classes) != (wanted.arch, wanted.num_classes):
             raise DescriptionError(
                 f"{directory} holds snapshots of {saved.arch} with {saved.num_classes} classes, but this run "
-                f"trains {wanted.arch} with {wanted.num_classes}; use another --snapshot-dir")
+                f"trains {wanted.arch} with {wanted.num_classes}; use another {parameter('snapshot_dir')}")
 
     @contextlib.contextmanager
     def _stop_on_signals(self) -> Iterator[None]:

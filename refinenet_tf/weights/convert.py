@@ -16,42 +16,36 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import tensorflow as tf
 
+from refinenet_tf.architectures import ArchSpec, check_arch, is_backbone_variable, is_classifier_variable
+from refinenet_tf.defaults import RANDOM_SEED
 from refinenet_tf.description import ModelDescription, Preprocessing
-from refinenet_tf.errors import ConfigError, WeightsError
-from refinenet_tf.models.registry import (
-    ArchSpec,
-    build_model,
-    check_arch,
-    is_backbone_variable,
-    is_classifier_variable,
-)
+from refinenet_tf.errors import ConfigError, WeightsError, parameter
+from refinenet_tf.models.model import build_model
+from refinenet_tf.weights.deeplab import read_deeplab_checkpoint
+from refinenet_tf.weights.keras_h5 import keras_depth, map_keras_layers, read_keras_h5
 from refinenet_tf.weights.source import SourceWeights, describe_names
+from refinenet_tf.weights.torch_state_dict import map_state_dict, read_state_dict, torchvision_depth
 
+v1 = tf.compat.v1
 log = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "model.ckpt"
-DEFAULT_SEED = 1234
 NAMED_PER_KIND = 3  # missing, unexpected and mis-shaped names shown in an error, each
 
 
 def _read_deeplab(path: str, spec: ArchSpec) -> SourceWeights:
-    from refinenet_tf.weights.deeplab import read_deeplab_checkpoint
-
     return read_deeplab_checkpoint(path)
 
 
 def _read_keras(path: str, spec: ArchSpec) -> SourceWeights:
-    from refinenet_tf.weights.keras_h5 import keras_depth, map_keras_layers, read_keras_h5
-
     layers = read_keras_h5(path)
     return map_keras_layers(path, layers, keras_depth(layers) or spec.depth)
 
 
 def _torch_reader(with_decoder: bool, imagenet_head: bool) -> Callable[[str, ArchSpec], SourceWeights]:
     def read(path: str, spec: ArchSpec) -> SourceWeights:
-        from refinenet_tf.weights.torch_state_dict import map_state_dict, read_state_dict, torchvision_depth
-
         state = read_state_dict(path)
         depth = (torchvision_depth(state) or spec.depth) if spec.backbone == "resnet" else None
         return map_state_dict(path, state, spec.backbone, depth, with_decoder, ignore_classifier_head=imagenet_head)
@@ -172,29 +166,27 @@ def check_source_fits(source: str, arch: str) -> tuple[WeightSource, ArchSpec]:
         raise ConfigError(f"unknown weight source {source!r}; choose one of: {', '.join(SOURCES)}")
     weight_source, spec = SOURCES[source], check_arch(arch)
     if spec.backbone not in weight_source.backbones:
-        raise ConfigError(f"--source {source} holds {'/'.join(weight_source.backbones)} weights, "
-                          f"--arch {arch} has a {spec.backbone} backbone")
+        raise ConfigError(f"{parameter('source')} {source} holds {'/'.join(weight_source.backbones)} weights, "
+                          f"{parameter('arch')} {arch} has a {spec.backbone} backbone")
     if weight_source.decoder and weight_source.decoder != spec.decoder:
         wanted = "an lw-refinenet-* arch" if weight_source.decoder == "lightweight" else "a refinenet-resnet* arch"
-        raise ConfigError(f"--source {source} holds a {weight_source.decoder} decoder; --arch {arch} does not "
+        raise ConfigError(f"{parameter('source')} {source} holds a {weight_source.decoder} decoder; "
+                          f"{parameter('arch')} {arch} does not "
                           f"(use {wanted})")
     return weight_source, spec
 
 
 def convert_weights(src: str, source: str, arch: str, num_classes: int, output_dir: str,
                     drop_classifier: bool = False, class_names: list[str] | None = None,
-                    seed: int = DEFAULT_SEED) -> str:
+                    random_seed: int = RANDOM_SEED) -> str:
     """Convert ``src`` into ``output_dir/model.ckpt-0`` + ``model.json``; returns the checkpoint path.
 
     Backbone-only sources (deeplab, keras, torchvision) fill the backbone; the decoder is freshly initialised
-    (seeded by ``seed``). ``drop_classifier`` leaves the file's classifier out (for another class count).
+    (seeded by ``random_seed``). ``drop_classifier`` leaves the file's classifier out (for another class count).
     """
-    import tensorflow as tf
-
-    v1 = tf.compat.v1
     weight_source, spec = check_source_fits(source, arch)
     if os.path.isdir(output_dir) and tf.train.latest_checkpoint(output_dir):
-        raise ConfigError(f"--output {output_dir} already holds a checkpoint; choose a new directory")
+        raise ConfigError(f"{parameter('output_dir')} {output_dir} already holds a checkpoint; choose a new directory")
     description = weight_source.description(arch, num_classes, class_names)
     weights = weight_source.read(src, spec)
     log.info("%s: read %d tensors", src, len(weights.arrays))
@@ -208,7 +200,7 @@ def convert_weights(src: str, source: str, arch: str, num_classes: int, output_d
             log.info("%s: left out the classifier (%s); it is freshly initialised", src, ", ".join(dropped))
 
     with tf.Graph().as_default():
-        v1.set_random_seed(seed)
+        v1.set_random_seed(random_seed)
         images = v1.placeholder(tf.float32, [None, None, None, 3], name="images")
         build_model(images, description)
         variables = v1.global_variables()
@@ -229,7 +221,7 @@ def convert_weights(src: str, source: str, arch: str, num_classes: int, output_d
                               write_meta_graph=False)
     description.save(output_dir)
     if not weight_source.decoder:
-        log.info("--source %s holds a backbone only: the %s decoder is freshly initialised", source, arch)
+        log.info("%s holds a backbone only: the %s decoder is freshly initialised", src, arch)
     log.info("wrote %s (%d of %d variables from %s) and its model.json", path, len(report.assigned), len(variables),
              src)
     return path
@@ -241,10 +233,11 @@ def _mismatch_message(weights: SourceWeights, report: LoadReport, description: M
         is_classifier_variable(name) for name, _, _ in report.mis_shaped)
     if classifier_only:
         file_classes = report.mis_shaped[0][1][-1]
-        return (f"{weights.path}: its classifier (clf_conv) has {file_classes} classes but --num-classes is "
-                f"{num_classes}: use --num-classes {file_classes}, or pass --not-restore-last to convert "
+        return (f"{weights.path}: its classifier (clf_conv) has {file_classes} classes but {parameter('num_classes')} is "
+                f"{num_classes}: use {parameter('num_classes')} {file_classes}, or pass {parameter('drop_classifier')} to convert "
                 f"everything but the classifier (which then starts fresh)")
     held = describe_names(weights.arrays)
     needed = describe_names(variable_name(v) for v in targets)
-    hint = f"it holds {held} weights but --arch {arch} needs {needed}; " if held != needed else ""
-    return f"{weights.path}: does not fit --arch {arch} --num-classes {num_classes}: {hint}{report.describe(weights.label)}"
+    hint = f"it holds {held} weights but {parameter('arch')} {arch} needs {needed}; " if held != needed else ""
+    return (f"{weights.path}: does not fit {parameter('arch')} {arch} {parameter('num_classes')} {num_classes}: "
+            f"{hint}{report.describe(weights.label)}")

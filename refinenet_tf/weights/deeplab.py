@@ -6,15 +6,15 @@ DeepLab's own classifier (``fc1_voc12_c0..3``), optimiser slots and counters are
 
 from __future__ import annotations
 
+import tensorflow as tf
+
+from refinenet_tf.architectures import is_backbone_variable
 from refinenet_tf.errors import WeightsError
-from refinenet_tf.models.registry import is_backbone_variable
 from refinenet_tf.weights.source import SourceWeights
 
 
 def read_deeplab_checkpoint(path: str) -> SourceWeights:
     """Backbone arrays of a TF checkpoint (file prefix or directory) under their own names."""
-    import tensorflow as tf
-
     try:
         reader = tf.train.load_checkpoint(path)
         shapes = reader.get_variable_to_shape_map()

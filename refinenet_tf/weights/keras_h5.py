@@ -13,8 +13,8 @@ import re
 
 import numpy as np
 
+from refinenet_tf.architectures import resnet_block_names
 from refinenet_tf.errors import ConfigError, WeightsError
-from refinenet_tf.models.resnet import block_names
 from refinenet_tf.weights.source import DEPTH_BY_RES4_BLOCKS, SourceWeights
 
 FULL_MODEL_GROUP = "model_weights"
@@ -29,7 +29,7 @@ _BLOCK_LAYER = re.compile(r"^conv([2-5])_block(\d+)_([0-3])_(conv|bn)$")
 def read_keras_h5(path: str) -> dict[str, dict[str, np.ndarray]]:
     """``{layer: {variable: array}}`` of a Keras weights file or full-model file (``model_weights`` group)."""
     try:
-        import h5py
+        import h5py  # optional: only Keras files need it (TensorFlow installs it today)
     except ImportError:
         raise ConfigError("reading Keras .h5 weights needs h5py: pip install h5py") from None
     layers: dict[str, dict[str, np.ndarray]] = {}
@@ -68,7 +68,7 @@ def scope_name(layer: str, depth: int) -> str | None:
     if not match:
         return None
     stage, index, branch, kind = match.groups()
-    names = block_names(depth, int(stage))
+    names = resnet_block_names(depth, int(stage))
     if not 1 <= int(index) <= len(names):
         return None
     block = f"{stage}{names[int(index) - 1]}"

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from refinenet_tf.models.resnet import STAGE_BLOCKS
+from refinenet_tf.architectures import RESNET_STAGE_BLOCKS
 
 # ResNet depth from the number of blocks in res4 (the stage that differs between 50, 101 and 152).
-DEPTH_BY_RES4_BLOCKS = {blocks[2]: depth for depth, blocks in STAGE_BLOCKS.items()}
+DEPTH_BY_RES4_BLOCKS = {blocks[2]: depth for depth, blocks in RESNET_STAGE_BLOCKS.items()}
 _RES4_BLOCK = re.compile(r"^res4(\w+)_branch2a/weights$")
 
 

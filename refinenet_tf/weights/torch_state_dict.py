@@ -22,8 +22,8 @@ import re
 
 import numpy as np
 
+from refinenet_tf.architectures import resnet_block_names
 from refinenet_tf.errors import WeightsError
-from refinenet_tf.models.resnet import block_names
 from refinenet_tf.weights.source import DEPTH_BY_RES4_BLOCKS, SourceWeights
 from refinenet_tf.weights.torch_file import load_torch_file
 
@@ -85,7 +85,7 @@ def resnet_name(key: str, depth: int) -> str | None:
         return None
     layer, index, module, param = match.groups()
     stage, index = int(layer) + 1, int(index)
-    names = block_names(depth, stage)
+    names = resnet_block_names(depth, stage)
     if index >= len(names):
         return None
     block = f"{stage}{names[index]}"

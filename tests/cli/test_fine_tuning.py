@@ -13,13 +13,13 @@ import tensorflow as tf
 
 from refinenet_tf.checkpoints import is_training_state
 from refinenet_tf.cli import main as cli
+from tests.support.toy_data import write_dataset
 from tests.support.weight_files import (
     write_deeplab_checkpoint,
     write_keras_resnet50_h5,
     write_mobilenet_state_dict,
     write_torch_state_dict,
 )
-from tests.train.toy_data import write_dataset
 
 pytestmark = pytest.mark.slow
 TINY = ["--input-size", "64,64", "--batch-size", "1", "--threads", "2", "--save-num-images", "0"]
@@ -61,7 +61,7 @@ def test_convert_train_evaluate_and_segment_for_every_source(source, data, tmp_p
     src = str(tmp_path / FILE_NAMES[source])
     write(src)
     converted = tmp_path / "converted"
-    command("convert-weights", src, "--source", source, "--arch", arch, "--num-classes", 21, "--output", converted)
+    command("convert-weights", src, "--source", source, "--arch", arch, "--num-classes", 21, "--output-dir", converted)
     source_values = arrays(str(converted / "model.ckpt-0"))
 
     # Momentum, same classes, learning rate 0: the first snapshot holds exactly the converted values.
@@ -126,7 +126,7 @@ def test_resuming_restores_slots_and_step_and_initialising_does_not(data, tmp_pa
     write_mobilenet_state_dict(src, num_classes=3)
     converted = tmp_path / "converted"
     command("convert-weights", src, "--source", "lw-refinenet", "--arch", "lw-refinenet-mobilenetv2",
-            "--num-classes", 3, "--output", converted)
+            "--num-classes", 3, "--output-dir", converted)
     run = ["train", "--restore-from", converted, *data, *TINY, "--threads", 1, "--learning-rate", 1e-3,
            "--random-seed", 5, "--power", 0]  # a constant rate: the schedule does not depend on --num-steps
     command(*run, "--num-steps", 3, "--snapshot-dir", tmp_path / "whole")

@@ -13,7 +13,8 @@ from refinenet_tf.data.class_table import (
     voc_table,
     write_class_table,
 )
-from refinenet_tf.data.masks import IGNORE_LABEL, index_to_colour, rgb_to_index
+from refinenet_tf.data.masks import index_to_colour, rgb_to_index
+from refinenet_tf.defaults import IGNORE_LABEL
 from refinenet_tf.errors import DataError
 from refinenet_tf.palette import voc_palette
 

@@ -231,7 +231,7 @@ def test_folders_refuse_masks_of_another_format_and_only_ignored_pixels(tmp_path
     save(str(tmp_path / "images" / "a.png"), image(0))
     save_palette_mask(str(tmp_path / "masks" / "a.png"), index_mask(0, 3))
     with pytest.raises(DataError, match=r"a\.png: a P image, not an index mask \(8-bit grey\); palette masks need "
-                                        "--format palette"):
+                                        "format palette"):
         prepare_folder_dataset(str(tmp_path / "images"), str(tmp_path / "masks"), "x", mask_format="index",
                                lists_dir=str(tmp_path / "dataset"), options=QUIET)
     save(str(tmp_path / "masks" / "a.png"), np.full((12, 16), 255))

@@ -76,7 +76,7 @@ def test_wrong_image_kinds_name_the_file(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match=r"grey.png: a single-channel \(L\) image, not an RGB colour mask"):
         MaskConverter("rgb", TABLE).convert(str(tmp_path / "grey.png"))
-    with pytest.raises(DataError, match=r"colour.png: expected a palette mask .*--format rgb"):
+    with pytest.raises(DataError, match=r"colour.png: expected a palette mask .*format rgb"):
         MaskConverter("palette").convert(str(tmp_path / "colour.png"))
     with pytest.raises(DataError, match="broken.png: cannot read the image"):
         MaskConverter("palette").convert(str(tmp_path / "broken.png"))
@@ -87,7 +87,7 @@ def test_wrong_image_kinds_name_the_file(tmp_path):
     ({"format": "rgb", "table": TABLE, "ignore_label": 2}, "is a class index"),
     ({"format": "cityscapes", "ignore_label": 18}, "is a class index"),
     ({"format": "palette", "ignore_label": 300}, "0..255"),
-    ({"format": "jpeg"}, "mask format must be one of"),
+    ({"format": "jpeg"}, "format must be one of"),
 ])
 def test_bad_converter_settings(kwargs, message):
     with pytest.raises(ConfigError, match=message):
@@ -118,7 +118,7 @@ def test_unknown_colours_are_aggregated_over_files(tmp_path):
     assert "2 colours not in the class table" in message
     assert f"(1, 2, 3) in 9 pixels (2 files, e.g. {jobs[0][0]})" in message
     assert f"(200, 0, 1) in 7 pixels (1 file, e.g. {jobs[4][0]})" in message
-    assert "--unknown ignore" in message
+    assert "unknown ignore" in message
 
 
 def test_unknown_ignore_writes_every_file(tmp_path):

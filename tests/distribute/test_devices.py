@@ -34,7 +34,7 @@ def test_a_gpu_count_without_gpus_says_there_are_none(no_gpu, count, gpus):
     with pytest.raises(ConfigError) as error:
         resolve_devices(count)
     assert str(error.value) == (
-        f"--devices {count} asks for {gpus} but this machine has none visible; use --devices all (the CPU) "
+        f"devices {count} asks for {gpus} but this machine has none visible; use devices all (the CPU) "
         "or a device list such as /cpu:0 (see docs/DISTRIBUTED.md)")
 
 
@@ -42,7 +42,7 @@ def test_the_cpu_is_used_without_gpus(no_gpu):
     cpu = tf.config.list_logical_devices("CPU")[0].name
     assert resolve_devices("all") == [cpu]
     assert resolve_devices("/cpu:0") == [cpu]
-    with pytest.raises(ConfigError, match=r"--devices: no device '/gpu:0'; visible: "):
+    with pytest.raises(ConfigError, match=r"devices: no device '/gpu:0'; visible: "):
         resolve_devices("/gpu:0")
 
 
@@ -53,11 +53,11 @@ def test_too_many_gpus_keeps_the_range_message(monkeypatch):
     for count in ("3", "0"):
         with pytest.raises(ConfigError) as error:
             resolve_devices(count)
-        assert str(error.value) == (f"--devices {count}: 2 GPU(s) are visible; give 1 to 2 or a device list "
+        assert str(error.value) == (f"devices {count}: 2 GPU(s) are visible; give 1 to 2 or a device list "
                                     "such as /cpu:0")
 
 
 def test_faked_machine_without_gpus_gets_the_no_gpu_message(monkeypatch):
     _fake_devices(monkeypatch, 0)
-    with pytest.raises(ConfigError, match=r"^--devices 4 asks for 4 GPUs but this machine has none visible"):
+    with pytest.raises(ConfigError, match=r"^devices 4 asks for 4 GPUs but this machine has none visible"):
         resolve_devices("4")

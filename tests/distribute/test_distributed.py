@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from refinenet_tf.errors import ConfigError
 from refinenet_tf.train.distributed import check_batch_size, cluster_from_environment
-from tests.train.toy_data import write_dataset
+from tests.support.toy_data import write_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,6 +41,7 @@ def _weights(snapshot: str) -> dict:
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
+@pytest.mark.slow
 def test_two_replicas_with_global_batch_4_make_the_one_device_update(tmp_path):
     data = _data(tmp_path)
     start = _finish(_run_worker({**data, "num_steps": 1, "batch_size": 4, "learning_rate": 0.0,
@@ -76,6 +77,7 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow
 def test_two_localhost_workers_train_to_the_same_weights_and_only_the_chief_saves(tmp_path):
     data = _data(tmp_path)
     ports = _free_ports(2)
@@ -99,6 +101,7 @@ def test_two_localhost_workers_train_to_the_same_weights_and_only_the_chief_save
             np.testing.assert_array_equal(saved[name.split(":")[0]], chief_weights[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_a_bfloat16_step_trains_and_keeps_float32_variables(tmp_path):
     data = _data(tmp_path)
     result = _finish(_run_worker({**data, "num_steps": 2, "batch_size": 2, "precision": "bfloat16",

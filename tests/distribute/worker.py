@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from refinenet_tf.models.registry import default_description
+from refinenet_tf.description import default_description
 from refinenet_tf.train.trainer import TrainConfig, Trainer
-from tests.train.toy_data import NUM_CLASSES
+from tests.support.toy_data import NUM_CLASSES
 
 v1 = tf.compat.v1
 

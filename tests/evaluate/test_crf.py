@@ -6,8 +6,9 @@ import sys
 import numpy as np
 import pytest
 
+from refinenet_tf.cli import flags
 from refinenet_tf.errors import ConfigError, DataError
-from refinenet_tf.evaluate.crf import CRFParams, CRFPool, add_crf_flags, crf_params_from_args, dense_crf
+from refinenet_tf.evaluate.crf import CRFParams, CRFPool, dense_crf
 from refinenet_tf.evaluate.metrics import ConfusionMatrix
 
 COLOURS = np.array([[40, 70, 190], [220, 50, 40], [50, 200, 70]], dtype=np.uint8)
@@ -95,9 +96,9 @@ def test_bad_inputs(densecrf):
         dense_crf(probabilities, image.astype(np.float32))
     with pytest.raises(DataError, match="height, width, classes"):
         dense_crf(probabilities[..., 0], image)
-    with pytest.raises(ConfigError, match="--crf-iterations"):
+    with pytest.raises(ConfigError, match="iterations"):
         CRFParams(iterations=0)
-    with pytest.raises(ConfigError, match="--bilateral-srgb"):
+    with pytest.raises(ConfigError, match="bilateral_srgb"):
         CRFParams(bilateral_srgb=0)
 
 
@@ -112,9 +113,9 @@ def test_missing_pydensecrf_names_the_install_command(monkeypatch):
 
 def test_flags_build_params():
     parser = argparse.ArgumentParser()
-    add_crf_flags(parser)
-    assert crf_params_from_args(parser.parse_args([])) == CRFParams()
-    params = crf_params_from_args(parser.parse_args(["--crf-iterations", "5", "--gaussian-sxy", "3",
+    flags.add_crf_flags(parser)
+    assert flags.crf_params(parser.parse_args([])) == CRFParams()
+    params = flags.crf_params(parser.parse_args(["--crf-iterations", "5", "--gaussian-sxy", "3",
                                                      "--gaussian-compat", "2", "--bilateral-sxy", "80",
                                                      "--bilateral-srgb", "7", "--bilateral-compat", "10"]))
     assert params == CRFParams(iterations=5, gaussian_sxy=3, gaussian_compat=2, bilateral_sxy=80,

@@ -16,7 +16,7 @@ from refinenet_tf.evaluate.evaluator import evaluate, read_instance_list
 from refinenet_tf.evaluate.metrics import ConfusionMatrix, InstanceStats
 from refinenet_tf.evaluate.predict import PredictOptions, Predictor, description_for_checkpoint
 from refinenet_tf.palette import colourise
-from tests.evaluate.model_factory import CONSTANT_LOGITS, NUM_CLASSES, write_checkpoints, write_dataset
+from tests.support.model_factory import CONSTANT_LOGITS, NUM_CLASSES, write_checkpoints, write_dataset
 
 THING_CLASSES = (1, 2)
 

@@ -17,7 +17,7 @@ from refinenet_tf.evaluate.predict import (
     restore_model,
 )
 from refinenet_tf.sessions import new_session
-from tests.evaluate.model_factory import CONSTANT_LOGITS, NUM_CLASSES, write_checkpoints
+from tests.support.model_factory import CONSTANT_LOGITS, NUM_CLASSES, write_checkpoints
 
 HEIGHT, WIDTH = 37, 45  # not multiples of 4: the logits are ceil(H/4) x ceil(W/4)
 v1 = tf.compat.v1
@@ -153,17 +153,18 @@ def test_predictor_restores_and_several_coexist(checkpoints, random_model, const
 
 
 def test_flags_that_disagree_with_the_description_are_refused(checkpoints):
-    with pytest.raises(DescriptionError, match=r"--num-classes 21 .*\(3\)"):
+    with pytest.raises(DescriptionError, match=r"num_classes 21 .*\(3\)"):
         description_for_checkpoint(checkpoints[0], num_classes=21)
-    with pytest.raises(DescriptionError, match=r"--arch lw-refinenet-resnet50 .*lw-refinenet-mobilenetv2"):
+    with pytest.raises(DescriptionError, match=r"arch lw-refinenet-resnet50 .*lw-refinenet-mobilenetv2"):
         description_for_checkpoint(checkpoints[0], arch="lw-refinenet-resnet50")
     overridden = description_for_checkpoint(checkpoints[0], num_classes=3, ignore_label=0, img_mean=(1, 2, 3))
     assert overridden.ignore_label == 0 and overridden.preprocessing.mean == (1.0, 2.0, 3.0)
 
 
-def test_checkpoint_without_description_needs_the_arch(tmp_path):
-    with pytest.raises(DescriptionError, match="no model description"):
-        description_for_checkpoint(str(tmp_path))
+def test_checkpoint_without_description_is_read_as_the_arch_or_the_default(tmp_path):
+    deeplab = description_for_checkpoint(str(tmp_path))  # DeepLab's own checkpoints have no model.json
+    assert (deeplab.arch, deeplab.num_classes, deeplab.stride_on, deeplab.preprocessing.channel_order) == (
+        "refinenet-resnet101", 21, "1x1", "BGR")
     described = description_for_checkpoint(str(tmp_path), arch="lw-refinenet-mobilenetv2", num_classes=4)
     assert (described.arch, described.num_classes) == ("lw-refinenet-mobilenetv2", 4)
 
@@ -173,5 +174,5 @@ def test_missing_checkpoint_and_bad_options_are_refused(checkpoints, tmp_path):
         Predictor(str(tmp_path / "model.ckpt-9"), description_for_checkpoint(checkpoints[0]))
     with pytest.raises(ConfigError, match="must include 1.0"):
         check_options(PredictOptions((0.5, 0.75)))
-    with pytest.raises(ConfigError, match="unknown fusion"):
+    with pytest.raises(ConfigError, match="fusion must be one of max, mean, got 'median'"):
         check_options(PredictOptions(fusion="median"))

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from refinenet_tf.description import default_description
 from refinenet_tf.errors import ConfigError, DataError
 from refinenet_tf.evaluate.predict import build_predictor_graph
 from refinenet_tf.inference_graph import FrozenPredictor, build_inference_graph
-from refinenet_tf.models.registry import default_description
 
 v1 = tf.compat.v1
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
@@ -61,6 +61,7 @@ def assert_labels_match_except_ties(labels, expected_labels, probabilities, tole
     assert np.all(top_two[differ, 1] - top_two[differ, 0] < tolerance), "labels differ where the top class is clear"
 
 
+@pytest.mark.slow  # freezes and folds two models
 @pytest.mark.parametrize("arch", ["lw-refinenet-mobilenetv2", "lw-refinenet-resnet50"])
 def test_folded_graph_equals_variable_graph(arch, saved_model):
     description = default_description(arch, NUM_CLASSES)
@@ -80,7 +81,7 @@ def test_folded_graph_equals_variable_graph(arch, saved_model):
     assert result["labels"].shape == IMAGE_SIZE and result["labels"].dtype == np.int32
     assert_labels_match_except_ties(result["labels"], expected["labels"], expected["probabilities"], 1e-3)
 
-
+@pytest.mark.slow  # freezes a model twice
 def test_bfloat16_graph_stays_close_to_float32(saved_model):
     description = default_description("lw-refinenet-mobilenetv2", NUM_CLASSES)
     image, expected, checkpoint = saved_model("lw-refinenet-mobilenetv2")
@@ -125,6 +126,7 @@ def run_script(name, *arguments):
     return completed
 
 
+@pytest.mark.slow  # runs a benchmark script
 def test_inference_benchmark_quick_mode_writes_its_section(tmp_path):
     output = tmp_path / "BENCH.md"
     run_script("bench_inference.py", "--archs", "lw-refinenet-mobilenetv2", "--output", str(output))
@@ -135,6 +137,7 @@ def test_inference_benchmark_quick_mode_writes_its_section(tmp_path):
     assert all(re.search(r"\| \d+ \(\d+-\d+\) \|", row) for row in rows)
 
 
+@pytest.mark.slow  # runs the benchmark scripts
 @pytest.mark.parametrize("script, section", [("bench_reader.py", "reader"), ("bench_crf.py", "crf"),
                                              ("bench_training.py", "training")])
 def test_other_benchmarks_quick_mode(script, section, tmp_path):

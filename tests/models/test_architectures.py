@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from refinenet_tf.architectures import ARCHITECTURES, RESNET_STAGE_BLOCKS
 from refinenet_tf.cli.info import model_info
+from refinenet_tf.description import default_description
 from refinenet_tf.models.complexity import count_parameters
-from refinenet_tf.models.registry import ARCHITECTURES, build_model, default_description
-from refinenet_tf.models.resnet import STAGE_BLOCKS
+from refinenet_tf.models.model import build_model
 
 v1 = tf.compat.v1
 
@@ -38,6 +39,7 @@ def test_parameter_count_matches_published(arch):
     assert abs(count - published) / published < 0.002, f"{arch}: {count / 1e6:.3f} M vs published {published / 1e6} M"
 
 
+@pytest.mark.slow  # builds every architecture
 def test_info_gives_reference_output_shape_for_every_architecture():
     for arch in ARCHITECTURES:
         info = model_info(arch, 21, (468, 625))
@@ -45,12 +47,14 @@ def test_info_gives_reference_output_shape_for_every_architecture():
         assert info["multiply_adds_g"] > 5
 
 
+@pytest.mark.slow  # counts several architectures
 def test_info_multiply_adds_close_to_reference_counts():
     # The PyTorch reference's multiply-adds at 468x625 (issue 8 table); ours counts convolutions only.
     assert model_info("lw-refinenet-mobilenetv2", 21, (468, 625))["multiply_adds_g"] == pytest.approx(9.7, rel=0.02)
     assert model_info("refinenet-resnet101", 21, (468, 625))["multiply_adds_g"] == pytest.approx(298.3, rel=0.02)
 
 
+@pytest.mark.slow  # every architecture's forward pass
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
 def test_forward_pass_on_odd_size(arch):
     height, width = 97, 131
@@ -81,7 +85,7 @@ def test_dynamic_input_size():
 def expected_deeplab_resnet_names(depth):
     """DeepLab-ResNet-TF (Caffe) names, written out from the Caffe naming rule independently of our builder."""
     names = {"conv1/weights"} | {f"bn_conv1/{v}" for v in ("gamma", "beta", "moving_mean", "moving_variance")}
-    for stage, count in zip(range(2, 6), STAGE_BLOCKS[depth], strict=True):
+    for stage, count in zip(range(2, 6), RESNET_STAGE_BLOCKS[depth], strict=True):
         if depth > 50 and stage in (3, 4):
             blocks = ["a"] + [f"b{i}" for i in range(1, count)]
         else:
@@ -185,15 +189,15 @@ def test_batch_norm_frozen_unless_trained():
         session.run(updates, {images: np.random.RandomState(1).rand(1, 33, 47, 3) * 50})
         assert np.abs(session.run(mean) - before).max() > 0
 
-
+@pytest.mark.slow  # two ResNet-50 graphs
 def test_dropout_only_in_training():
     feed = np.random.RandomState(2).rand(1, 33, 47, 3)
-    for is_training, expect_equal in ((False, True), (True, False)):
-        graph, images, output = build("lw-refinenet-resnet50", is_training=is_training)
+    for dropout, expect_equal in ((False, True), (True, False)):
+        graph, images, output = build("lw-refinenet-resnet50", dropout=dropout)
         with graph.as_default(), v1.Session(graph=graph) as session:
             session.run(v1.global_variables_initializer())
             first, second = (session.run(output.logits, {images: feed}) for _ in range(2))
-        assert np.array_equal(first, second) == expect_equal, f"is_training={is_training}"
+        assert np.array_equal(first, second) == expect_equal, f"dropout={dropout}"
 
 
 def test_reuse_shares_variables():
@@ -206,7 +210,7 @@ def test_reuse_shares_variables():
         build_model(tf.image.resize(images, [48, 48]), description, reuse=True)
         assert len(v1.global_variables()) == count
 
-
+@pytest.mark.slow  # three ResNet-50 graphs
 def test_seeded_dropout_draws_the_same_masks_for_the_same_seed():
     feed = np.random.RandomState(3).rand(1, 33, 47, 3)
     results = {}
@@ -216,7 +220,7 @@ def test_seeded_dropout_draws_the_same_masks_for_the_same_seed():
             v1.set_random_seed(0)
             images = v1.placeholder(tf.float32, [1, 33, 47, 3])
             seed = tf.constant([1234, step], tf.int64)
-            output = build_model(images, default_description("lw-refinenet-resnet50", 3), is_training=True,
+            output = build_model(images, default_description("lw-refinenet-resnet50", 3), dropout=True,
                                  dropout_seed=seed)
             with v1.Session() as session:
                 session.run(v1.global_variables_initializer())

@@ -15,14 +15,14 @@ from refinenet_tf import checkpoints
 from refinenet_tf.data.images import load_image, load_mask, load_pair
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.data.reader import reader_errors, train_dataset
-from refinenet_tf.description import Preprocessing, load_description
+from refinenet_tf.description import Preprocessing, default_description, load_description
 from refinenet_tf.errors import CheckpointError, ConfigError, DataError, DescriptionError, TrainingError
 from refinenet_tf.evaluate.evaluator import evaluate
-from refinenet_tf.models.registry import build_model, default_description
+from refinenet_tf.models.model import build_model
 from refinenet_tf.train.memory import check_fits_in_memory
 from refinenet_tf.train.trainer import TrainConfig, Trainer
-from tests.reliability.scripts import ARCH, TINY_MODEL_FLAGS, run_script, single_error_line
-from tests.train.toy_data import NUM_CLASSES, write_dataset
+from tests.support.scripts import ARCH, TINY_MODEL_FLAGS, run_script, single_error_line
+from tests.support.toy_data import NUM_CLASSES, write_dataset
 
 v1 = tf.compat.v1
 IGNORE = 255
@@ -67,6 +67,7 @@ def _pair(root, name: str, mask: Image.Image, image_size: tuple[int, int] = (SIZ
     return str(image_path), str(mask_path)
 
 
+@pytest.mark.slow  # runs a script as a process
 # --- list files ---------------------------------------------------------------------------------------------
 
 def test_missing_list_file_through_train_py(tmp_path):
@@ -89,7 +90,7 @@ def test_list_line_with_a_missing_file(tmp_path):
     list_path = _list(tmp_path, "a.jpg a.png", "a.jpg gone.png")
     with pytest.raises(DataError, match="does not exist") as error:
         read_list_file(str(tmp_path), list_path)
-    assert f"{list_path}:2" in str(error.value) and "gone.png" in str(error.value) and "--data-dir" in str(error.value)
+    assert f"{list_path}:2" in str(error.value) and "gone.png" in str(error.value) and "data_dir" in str(error.value)
 
 
 @pytest.mark.parametrize("field", ["../../x.png", "a/../../x.png"])
@@ -166,9 +167,9 @@ def test_labels_beyond_num_classes_that_are_not_the_ignore_label(tmp_path):
     image, mask = _pair(tmp_path, "a", Image.fromarray(values))
     with pytest.raises(DataError, match=f"label values {NUM_CLASSES} \\(4 px\\) are not classes") as error:
         load_pair(image, mask, NUM_CLASSES, IGNORE)
-    assert str(error.value).startswith(mask) and "--num-classes" in str(error.value)
+    assert str(error.value).startswith(mask) and "num_classes" in str(error.value)
 
-
+@pytest.mark.slow  # runs a script as a process
 def test_bad_image_stops_evaluate_msc_py(trained, tmp_path):
     root, list_path, _, result = trained
     bad_list = _list(tmp_path, "/images/000.png /labels/000.png", "/images/001.png /labels/001.png")
@@ -196,6 +197,7 @@ def test_empty_data_set_after_skipping_every_bad_sample(tmp_path):
 
 # --- --on-bad-sample skip -----------------------------------------------------------------------------------
 
+@pytest.mark.slow  # a training run
 def test_training_skips_and_counts_bad_samples(trained):
     root, list_path, trainer, result = trained
     assert result.step == 1 and result.snapshot is not None
@@ -214,6 +216,7 @@ def test_evaluation_skips_logs_and_counts_bad_samples(trained, caplog):
     assert any(f"skipping {list_path}:2" in message and "001.png" in message for message in caplog.messages)
 
 
+@pytest.mark.slow  # runs a script as a process
 # --- memory, checkpoints, training --------------------------------------------------------------------------
 
 def test_crop_too_large_for_memory_is_refused_before_training(tmp_path):
@@ -229,7 +232,7 @@ def test_memory_check_compares_activations_with_the_ram_given():
     with tf.Graph().as_default() as graph:
         tf.nn.relu(tf.zeros([4, 64, 64, 8]))  # 2 x 512 KiB of activations (zeros and relu)
         check_fits_in_memory(graph, (64, 64), 4, available_bytes=2**21)
-        with pytest.raises(ConfigError, match="--input-size 64,64 with --batch-size 4"):
+        with pytest.raises(ConfigError, match="input_size 64,64 with batch_size 4"):
             check_fits_in_memory(graph, (64, 64), 4, available_bytes=2**20 - 1)
 
 
@@ -239,19 +242,19 @@ def test_num_classes_disagreeing_with_the_restored_checkpoint(trained):
         build_model(v1.placeholder(tf.float32, [1, SIZE, SIZE, 3]), default_description(ARCH, NUM_CLASSES + 2))
         with v1.Session() as session, pytest.raises(CheckpointError) as error:
             checkpoints.restore(session, snapshot, v1.global_variables())
-    assert str(error.value).startswith(snapshot) and "--not-restore-last" in str(error.value)
-    assert f"the checkpoint has {NUM_CLASSES} classes, the model {NUM_CLASSES + 2} (--num-classes)" in str(error.value)
+    assert str(error.value).startswith(snapshot) and "not_restore_last" in str(error.value)
+    assert f"the checkpoint has {NUM_CLASSES} classes, the model {NUM_CLASSES + 2} (num_classes)" in str(error.value)
 
 
 def test_num_classes_disagreeing_with_the_snapshots_being_resumed(trained):
     root, list_path, _, result = trained
     config = _config(root, list_path, description=default_description(ARCH, NUM_CLASSES + 2))
     with pytest.raises(DescriptionError, match=f"with {NUM_CLASSES} classes, but this run trains {ARCH} with "
-                                               f"{NUM_CLASSES + 2}; use another --snapshot-dir") as error:
+                                               f"{NUM_CLASSES + 2}; use another snapshot_dir") as error:
         Trainer(config)
     assert str(error.value).startswith(str(root / "snapshots"))
 
-
+@pytest.mark.slow  # runs a script as a process
 def test_num_classes_disagreeing_with_the_checkpoint_through_evaluate_msc_py(trained):
     root, list_path, _, result = trained
     line = single_error_line(run_script("evaluate_msc.py", "--data-dir", str(root), "--data-list", list_path,
@@ -259,7 +262,7 @@ def test_num_classes_disagreeing_with_the_checkpoint_through_evaluate_msc_py(tra
     assert f"--num-classes 7 disagrees with the checkpoint's model description ({NUM_CLASSES})" in line
     assert result.snapshot in line
 
-
+@pytest.mark.slow  # training run
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_snapshot(tmp_path):
     list_path = write_dataset(tmp_path, count=2, size=(SIZE, SIZE))
     config = _config(tmp_path, list_path, batch_size=2, learning_rate=1e6, decoder_lr_mult=1e3, num_steps=20)
@@ -324,7 +327,7 @@ def small_tmpfs(tmp_path, trained):
     finally:
         subprocess.run(["umount", str(mount_point)], check=True)
 
-
+@pytest.mark.slow  # runs a script as a process
 def test_really_full_disk_through_train_py(trained, small_tmpfs):
     root, list_path, _, _ = trained
     result = run_script("train.py", "--data-dir", str(root), "--data-list", list_path, *TINY_MODEL_FLAGS,

@@ -14,11 +14,13 @@ import tensorflow as tf
 from refinenet_tf import checkpoints
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.data.reader import train_dataset
-from refinenet_tf.description import Preprocessing, load_description
-from refinenet_tf.models.registry import build_model, default_description
+from refinenet_tf.description import Preprocessing, default_description, load_description
+from refinenet_tf.models.model import build_model
 from refinenet_tf.train.trainer import TrainConfig, Trainer
-from tests.reliability.scripts import ARCH, REPO, TINY_MODEL_FLAGS, script_command, script_environment
-from tests.train.toy_data import NUM_CLASSES, write_dataset
+from tests.support.scripts import ARCH, REPO, TINY_MODEL_FLAGS, script_command, script_environment
+from tests.support.toy_data import NUM_CLASSES, write_dataset
+
+pytestmark = pytest.mark.slow  # kill and resume: training processes stopped and restarted
 
 v1 = tf.compat.v1
 NUM_STEPS = 30

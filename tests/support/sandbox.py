@@ -13,8 +13,8 @@ from PIL import Image
 
 from refinenet_tf.data.class_table import ClassTable, write_class_table
 from refinenet_tf.data.masks import index_to_colour, save_palette_mask
+from tests.support.toy_data import render
 from tests.support.weight_files import write_deeplab_checkpoint, write_torch_state_dict
-from tests.train.toy_data import render
 
 REPO = Path(__file__).resolve().parents[2]
 VOC_IDS = {"train": ("2007_000032", "2007_000039"), "val": ("2007_000033", "2007_000042")}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from refinenet_tf.models.registry import is_backbone_variable
-from tests.weights.helpers import arch_variable_shapes, random_weights, save_with_torch, torch_state_dict
+from refinenet_tf.architectures import is_backbone_variable
+from tests.support.weights import arch_variable_shapes, random_weights, save_with_torch, torch_state_dict
 
 DEEPLAB_CLASSIFIER = tuple(f"fc1_voc12_c{i}" for i in range(4))
 
@@ -49,7 +49,7 @@ def write_torch_state_dict(path: str, arch: str, num_classes: int = 21, seed: in
     """A PyTorch state dict of ``arch`` under the official code's keys (torchvision's for ``backbone_only``,
     with its ImageNet ``fc``), written with torch.save (``legacy``: the format torch < 1.6 wrote).
     Returns our-named arrays."""
-    from refinenet_tf.models.registry import check_arch
+    from refinenet_tf.architectures import check_arch
 
     shapes = arch_variable_shapes(arch, num_classes)
     if backbone_only:

@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from refinenet_tf import checkpoints
-from refinenet_tf.description import load_description
+from refinenet_tf.description import default_description, load_description
 from refinenet_tf.errors import CheckpointError
-from refinenet_tf.models.registry import build_model, default_description
+from refinenet_tf.models.model import build_model
 
 v1 = tf.compat.v1
 
@@ -118,7 +118,7 @@ def test_21_class_checkpoint_into_3_class_model_needs_not_restore_last(tmp_path)
                 checkpoints.initialise_from(session, str(tmp_path / "voc"), variables)
             message = str(error.value)
             assert "clf_conv/" in message and "the checkpoint has 21 classes, the model 3" in message
-            assert "use --not-restore-last to train a new classifier" in message
+            assert "use not_restore_last to train a new classifier" in message
             report = checkpoints.initialise_from(session, prefix, variables, skip_classifier=True)
             restored = dict(zip([v.op.name for v in variables], session.run(variables), strict=True))
     assert set(report.fresh) == {"clf_conv/weights", "clf_conv/biases"}

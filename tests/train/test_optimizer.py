@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from refinenet_tf.models.registry import build_model, default_description
+from refinenet_tf.description import default_description
+from refinenet_tf.models.model import build_model
 from refinenet_tf.train.losses import pixel_cross_entropy
 from refinenet_tf.train.optimizer import build_train_ops, learning_rate_multiplier
 
@@ -39,7 +40,7 @@ def test_first_update_is_rate_times_multiplier_times_gradient():
     np.testing.assert_allclose(values[2], [0.5 - 0.2 * 1.0], rtol=1e-6)
     assert values[3] == 1
 
-
+@pytest.mark.slow  # several training steps
 def test_accumulating_batches_of_one_equals_one_batch_of_n():
     """Frozen batch norm, no dropout: 3 accumulated batches of 1 make the same update as a batch of 3."""
     accumulate_steps = 3

@@ -36,6 +36,6 @@ def test_explicit_stage_starts_and_bad_values_are_checked():
         StagedSchedule(1.0, 50, factors=(1.0, 0.5, 0.2), stage_starts=(30, 10))
     with pytest.raises(ConfigError, match="unknown schedule"):
         make_schedule("cosine", 1.0, 10)
-    with pytest.raises(ConfigError, match="num-steps"):
+    with pytest.raises(ConfigError, match="num_steps must be at least 1"):
         make_schedule("poly", 1.0, 0)
     assert PolySchedule(1.0, 4, 1.0).rate_at(2) == 0.5

@@ -10,12 +10,14 @@ from PIL import Image
 
 from refinenet_tf import checkpoints
 from refinenet_tf.data.listfile import read_list_file
-from refinenet_tf.description import load_description
+from refinenet_tf.description import default_description, load_description
 from refinenet_tf.errors import TrainingError
 from refinenet_tf.evaluate.metrics import ConfusionMatrix
-from refinenet_tf.models.registry import build_model, default_description
+from refinenet_tf.models.model import build_model
 from refinenet_tf.train.trainer import TrainConfig, Trainer
-from tests.train.toy_data import NUM_CLASSES, write_dataset
+from tests.support.toy_data import NUM_CLASSES, write_dataset
+
+pytestmark = pytest.mark.slow  # training runs
 
 v1 = tf.compat.v1
 ARCH = "lw-refinenet-mobilenetv2"

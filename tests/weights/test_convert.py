@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from refinenet_tf.architectures import is_backbone_variable
 from refinenet_tf.cli.common import run
 from refinenet_tf.cli.convert_weights import main as convert_main
 from refinenet_tf.errors import ConfigError, WeightsError
 from refinenet_tf.models.layers import LayerOptions
 from refinenet_tf.models.refinenet import refinenet_decoder
-from refinenet_tf.models.registry import is_backbone_variable
 from refinenet_tf.weights.convert import assign_from_arrays, convert_weights, match_arrays, variable_name
 from refinenet_tf.weights.torch_state_dict import map_state_dict
-from tests.weights.helpers import (
+from tests.support.weights import (
     arch_variable_shapes,
     checkpoint_arrays,
     random_weights,
@@ -89,8 +89,8 @@ def test_wrong_depth_is_reported_as_such(lw_resnet50_file, tmp_path):
 
 
 def test_wrong_class_count_suggests_the_fixes(lw_resnet50_file, tmp_path):
-    with pytest.raises(WeightsError, match="has 21 classes but --num-classes is 3: use --num-classes 21, "
-                                           "or pass --not-restore-last"):
+    with pytest.raises(WeightsError, match="has 21 classes but num_classes is 3: use num_classes 21, "
+                                           "or pass drop_classifier"):
         convert_weights(lw_resnet50_file, "lw-refinenet", "lw-refinenet-resnet50", 3, str(tmp_path / "bad"))
 
 
@@ -143,7 +143,7 @@ def test_cli_converts_torchvision_backbone_and_reports_errors_in_one_line(lw_res
     src = save_with_torch(state, tmp_path / "resnet50.pth")
     output = str(tmp_path / "out")
     assert run(convert_main, [src, "--source", "torchvision", "--arch", "lw-refinenet-resnet50",
-                              "--num-classes", "3", "--output", output, "--class-names", "bg,cat,dog"]) == 0
+                              "--num-classes", "3", "--output-dir", output, "--class-names", "bg,cat,dog"]) == 0
     assert capsys.readouterr().out.strip() == tf.train.latest_checkpoint(output)
     written = checkpoint_arrays(output)
     for name, array in backbone.items():
@@ -154,9 +154,9 @@ def test_cli_converts_torchvision_backbone_and_reports_errors_in_one_line(lw_res
     assert description["preprocessing"]["channel_order"] == "RGB"
 
     assert run(convert_main, [src, "--source", "torchvision", "--arch", "lw-refinenet-resnet50",
-                              "--output", output]) == 2
+                              "--output-dir", output]) == 2
     assert "already holds a checkpoint" in capsys.readouterr().err
     assert run(convert_main, [str(tmp_path / "none.pth"), "--source", "torchvision", "--arch",
-                              "lw-refinenet-resnet50", "--output", str(tmp_path / "other")]) == 2
+                              "lw-refinenet-resnet50", "--output-dir", str(tmp_path / "other")]) == 2
     error_lines = capsys.readouterr().err.strip().splitlines()
     assert error_lines[-1] == f"error: {tmp_path / 'none.pth'}: no such file"

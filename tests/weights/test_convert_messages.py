@@ -54,7 +54,7 @@ def test_strict_assign_of_many_wrong_arrays_is_short():
 def test_wrong_architecture_error_is_one_short_line(tmp_path):
     torch = pytest.importorskip("torch", reason="writing a PyTorch file needs torch")
     from refinenet_tf.weights.convert import convert_weights
-    from tests.weights.helpers import arch_variable_shapes, random_weights, torch_state_dict
+    from tests.support.weights import arch_variable_shapes, random_weights, torch_state_dict
 
     arrays = random_weights(arch_variable_shapes("lw-refinenet-resnet50", 21))
     state = {key: torch.from_numpy(np.ascontiguousarray(np.asarray(value)))
@@ -68,8 +68,8 @@ def test_wrong_architecture_error_is_one_short_line(tmp_path):
         convert_weights(path, "lw-refinenet", "lw-refinenet-mobilenetv2", 21, str(tmp_path / "out"))
     message = str(error.value)
     assert len(message.replace(path, "")) < 600 and "\n" not in message  # the path's length is the user's
-    assert message.startswith(f"{path}: does not fit --arch lw-refinenet-mobilenetv2 --num-classes 21: it holds ")
-    assert "but --arch lw-refinenet-mobilenetv2 needs MobileNet-v2 backbone" in message
+    assert message.startswith(f"{path}: does not fit arch lw-refinenet-mobilenetv2 num_classes 21: it holds ")
+    assert "but arch lw-refinenet-mobilenetv2 needs MobileNet-v2 backbone" in message
     assert f"{len(needed) - len(shared)} missing from the file: layer1/conv/weights, " in message
     assert f"{len(state) - len(shared)} unexpected: " in message and "and " in message and "more, the last " in message
     assert "layer4.2.bn3.running_var" in message  # the file's last key, by name

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from refinenet_tf.architectures import is_backbone_variable
 from refinenet_tf.errors import WeightsError
-from refinenet_tf.models.registry import is_backbone_variable
 from refinenet_tf.weights.convert import convert_weights
-from tests.weights.helpers import arch_variable_shapes, checkpoint_arrays, random_weights
+from tests.support.weights import arch_variable_shapes, checkpoint_arrays, random_weights
 
 
 def _write_deeplab_checkpoint(path: str, skip: str | None = None) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ from keras.src.legacy.saving import legacy_h5_format
 from refinenet_tf.description import Preprocessing
 from refinenet_tf.weights.convert import convert_weights
 from refinenet_tf.weights.keras_h5 import keras_depth, map_keras_layers, read_keras_h5, scope_name
-from tests.weights.helpers import run_checkpoint
+from tests.support.weights import run_checkpoint
 
 LAST_BLOCKS = {"l1": "conv2_block3_out", "l2": "conv3_block4_out", "l3": "conv4_block6_out", "l4": "conv5_block3_out"}
 
@@ -58,6 +58,7 @@ def _randomise(model: keras.Model, rng: np.random.Generator) -> None:
             layer.set_weights([kernel, rng.uniform(-0.2, 0.2, bias.shape).astype(np.float32)])
 
 
+@pytest.mark.slow  # Keras' ResNet-50 against ours
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras internals on NumPy 2
 def test_keras_resnet50_end_points_match_keras(tmp_path):
     rng = np.random.default_rng(0)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from refinenet_tf.weights.convert import convert_weights
-from tests.weights.helpers import run_checkpoint
+from tests.support.weights import run_checkpoint
+
+pytestmark = pytest.mark.slow  # a PyTorch model against the converted graph
 
 torch = pytest.importorskip("torch", reason="the reference model runs in PyTorch")
 nn = torch.nn

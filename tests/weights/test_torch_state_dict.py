@@ -20,7 +20,7 @@ from refinenet_tf.weights.torch_state_dict import (
     to_tf_layout,
     torchvision_depth,
 )
-from tests.weights.helpers import reference_dir, run_checkpoint, save_with_torch
+from tests.support.weights import reference_dir, run_checkpoint, save_with_torch
 
 
 class _RunsCommandWhenUnpickled:
@@ -105,7 +105,7 @@ def test_garbage_and_missing_files_name_the_file(tmp_path):
     with pytest.raises(WeightsError, match="nothere.pth"):
         read_state_dict(str(tmp_path / "nothere.pth"))
 
-
+@pytest.mark.slow  # the official reference end to end
 def test_light_weight_mobilenet_v2_reproduces_official_logits(tmp_path):
     reference = reference_dir()
     output = str(tmp_path / "mbv2")

@@ -16,9 +16,11 @@ from refinenet_tf.cli import evaluate, evaluate_crf, infer
 from refinenet_tf.cli.common import run
 from refinenet_tf.evaluate.metrics import ConfusionMatrix
 from refinenet_tf.palette import colourise
-from tests.evaluate.model_factory import CLASS_NAMES, NUM_CLASSES, write_checkpoints, write_dataset
+from tests.support.model_factory import CLASS_NAMES, NUM_CLASSES, write_checkpoints, write_dataset
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow  # the evaluation and inference scripts as processes
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from refinenet_tf.data.masks import index_to_colour, save_palette_mask, train_id
 from refinenet_tf.errors import ConfigError, DataError
 from refinenet_tf.palette import voc_palette
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TABLE = ClassTable(("sky", "road", "car", "tree"), ((70, 130, 180), (128, 64, 128), (0, 0, 142), (107, 142, 35)))
 
 
@@ -156,10 +156,10 @@ def _folders(tmp_path, masks, save_mask):
 
 
 def _train_description(class_dict, tmp_path):
-    from refinenet_tf.cli.train import build_parser, resolve_description
+    from refinenet_tf.cli.train import build_parser, config_from_args
 
     args = build_parser().parse_args(["--class-dict", class_dict, "--snapshot-dir", str(tmp_path / "snapshots")])
-    return resolve_description(args)
+    return config_from_args(args).description
 
 
 def test_folders_layout_writes_a_class_dict_for_palette_masks(tmp_path, capsys):

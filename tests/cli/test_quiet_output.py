@@ -20,7 +20,9 @@ from refinenet_tf.cli import common
 from refinenet_tf.errors import ConfigError
 from refinenet_tf.tf_quiet import LineFilter
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # every command as a fresh process, both oneDNN settings
+
+REPO = Path(__file__).resolve().parents[2]
 # TensorFlow's log lines, recognised independently of tf_quiet's own patterns
 TF_LINE = re.compile(r"[IWEF]\d{4} \d\d:\d\d:|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |WARNING: All log messages"
                      r"|WARNING:tensorflow|To enable the following instructions|.*(cuda|oneDNN|cuInit)")
@@ -30,6 +32,7 @@ import os, sys
 from refinenet_tf import RefineNet
 print(RefineNet(model_type="lightweight", backbone="mobilenetv2", num_classes=3).description.arch)
 import tensorflow as tf
+
 tf.compat.v1.logging.warning("a TensorFlow Python warning")
 os.write(2, b"genuine from C\\n")
 os.write(2, b"{FAKE_TF_LINE}\\n")
@@ -188,7 +191,7 @@ def test_usage_error_is_one_line_and_help_lists_verbose(capsys):
     with pytest.raises(SystemExit) as exit_info:
         common.run(info.main, ["--no-such-flag"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == "error: unrecognized arguments: --no-such-flag (see refinenet_tf info --help)\n"
+    assert capsys.readouterr().err == "error: unrecognized arguments: --no-such-flag (see python -m refinenet_tf info --help)\n"
     with pytest.raises(SystemExit):
         common.run(info.main, ["--help"])
     assert "--verbose" in capsys.readouterr().out

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from refinenet_tf.description import ModelDescription, load_description
-from refinenet_tf.models.registry import build_model, default_description
+from refinenet_tf.architectures import resnet_block_names
+from refinenet_tf.description import ModelDescription, default_description, load_description
+from refinenet_tf.models.model import build_model
 
 v1 = tf.compat.v1
 REFERENCE_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "reference")
@@ -61,15 +62,13 @@ TORCH_PARAMS = {"weights": "weight", "biases": "bias", "gamma": "weight", "beta"
 
 def torch_key(name: str, depth: int) -> str:
     """The key a torchvision / Light-Weight RefineNet / refinenet-pytorch state dict uses for our ``name``."""
-    from refinenet_tf.models.resnet import block_names
-
     scope, param = name.rsplit("/", 1)
     match = re.match(r"^(res|bn)(\d)(\w+)_branch(1|2[abc])$", scope)
     if scope in ("conv1", "bn_conv1"):
         module = {"conv1": "conv1", "bn_conv1": "bn1"}[scope]
     elif match:
         kind, stage, block, branch = match.groups()
-        index = block_names(depth, int(stage)).index(block)
+        index = resnet_block_names(depth, int(stage)).index(block)
         if branch == "1":
             sub = "downsample.0" if kind == "res" else "downsample.1"
         else:

@@ -12,9 +12,11 @@ import pytest
 from refinenet_tf.errors import ConfigError
 from refinenet_tf.evaluate.predict import Predictor
 from refinenet_tf.export import export_model
-from tests.evaluate.model_factory import write_checkpoints
+from tests.support.model_factory import write_checkpoints
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # exports checked by their own runtimes
+
+REPO = Path(__file__).resolve().parents[2]
 IMAGE_SIZES = ((45, 61), (32, 40))  # odd and even, neither a multiple of the output stride
 TIE_TOLERANCE = 1e-4
 
@@ -22,6 +24,7 @@ TIE_TOLERANCE = 1e-4
 LOADER = r'''
 import sys, warnings
 import numpy as np
+
 fmt, path, images_file, results_file = sys.argv[1:]
 images = list(np.load(images_file).values())
 results = {}

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.train.toy_data import NUM_CLASSES
+from tests.support.toy_data import NUM_CLASSES
 
 REPO = Path(__file__).resolve().parents[2]
 ARCH = "lw-refinenet-mobilenetv2"

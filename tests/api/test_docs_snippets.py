@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "API.md"
 NOTEBOOK = REPO / "examples" / "segment_an_image.ipynb"
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
@@ -30,6 +30,7 @@ def test_the_document_has_snippets_for_every_api_call():
         assert call in code
 
 
+@pytest.mark.slow  # trains, evaluates and exports through the documented API
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
 def test_python_snippets_run_in_order(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -51,6 +52,7 @@ def test_python_snippets_run_in_order(tmp_path, monkeypatch):
         pytest.skip("; ".join(skipped))
 
 
+@pytest.mark.slow  # runs the notebook in a kernel
 def test_the_example_notebook_runs_and_shows_the_segmentation(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat", reason="running the notebook needs nbformat, nbclient and ipykernel")
     nbclient = pytest.importorskip("nbclient", reason="running the notebook needs nbformat, nbclient and ipykernel")

@@ -9,13 +9,15 @@ import pytest
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow  # the official reference through the scripts
+
 
 @pytest.mark.parametrize("size", ["96x128", "101x133"])
 def test_inference_reproduces_reference_logits(shared_reference, tmp_path, size):
     checkpoint_dir = tmp_path / "mbv2"
     convert = [sys.executable, str(REPO / "convert_weights.py"), str(shared_reference / "mbv2.pth"),
                "--source", "lw-refinenet", "--arch", "lw-refinenet-mobilenetv2", "--num-classes", "21",
-               "--output", str(checkpoint_dir)]
+               "--output-dir", str(checkpoint_dir)]
     subprocess.run(convert, check=True, capture_output=True, text=True)
     logits_path = tmp_path / "logits.npy"
     infer = [sys.executable, str(REPO / "inference.py"), str(shared_reference / f"input_{size}.png"),

@@ -13,9 +13,11 @@ from refinenet_tf import RefineNet
 from refinenet_tf.data.synthetic import SYNTHETIC_CLASSES, make_synthetic_dataset
 from refinenet_tf.errors import ConfigError, DataError
 from refinenet_tf.evaluate.predict import Predictor
-from tests.train.toy_data import write_dataset
+from tests.support.toy_data import write_dataset
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # the API trains, evaluates and exports
+
+REPO = Path(__file__).resolve().parents[2]
 MOBILE = {"model_type": "lightweight", "backbone": "mobilenetv2"}
 FAST = {"num_steps": 2, "batch_size": 2, "input_size": (48, 48), "learning_rate": 5e-4, "optimizer": "adam",
         "save_num_images": 0}

@@ -14,6 +14,8 @@ from refinenet_tf.data.class_table import read_class_table
 from refinenet_tf.data.synthetic import SYNTHETIC_CLASSES
 from refinenet_tf.demo import CAPTION_HEIGHT, COLUMNS, MARGIN, PANEL_SIDE, DemoPaths
 
+pytestmark = pytest.mark.slow  # the demo, end to end
+
 QUICK_VAL_IMAGES = 5
 QUICK_TRAIN_IMAGES = 8
 QUICK_ROWS = 3
@@ -116,12 +118,12 @@ def test_snapshot_description_carries_the_class_table(demo_run):
 def test_a_folder_from_other_settings_is_refused(demo_run, capsys):
     paths, _, _ = demo_run
     before = Path(paths.results).read_bytes()
-    assert cli_main(["demo", "--quick", "--output-dir", paths.root, "--seed", "7"]) == 2
+    assert cli_main(["demo", "--quick", "--output-dir", paths.root, "--random-seed", "7"]) == 2
     assert "demo_settings.json: this folder holds a demo run with other settings" in capsys.readouterr().err
     assert Path(paths.results).read_bytes() == before
 
 
-@pytest.mark.parametrize("flags, message", [(["--steps", "0"], "--steps"), (["--threads", "0"], "--threads")])
+@pytest.mark.parametrize("flags, message", [(["--num-steps", "0"], "--num-steps"), (["--threads", "0"], "--threads")])
 def test_bad_flags_give_a_one_line_error(tmp_path, capsys, flags, message):
     assert cli_main(["demo", "--quick", "--output-dir", str(tmp_path), *flags]) == 2
     error = capsys.readouterr().err.strip()

@@ -6,12 +6,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from refinenet_tf import checkpoints
-from tests.train.toy_data import write_dataset
+from tests.support.toy_data import write_dataset
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # the training scripts as processes
+
+REPO = Path(__file__).resolve().parents[2]
 COMMON_FLAGS = ["--arch", "lw-refinenet-mobilenetv2", "--num-classes", "3", "--input-size", "64,64",
                 "--num-steps", "1", "--save-pred-every", "1", "--log-every", "1", "--threads", "1"]
 

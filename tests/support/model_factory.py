@@ -7,7 +7,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from refinenet_tf.models.registry import build_model, default_description, is_classifier_variable
+from refinenet_tf.architectures import is_classifier_variable
+from refinenet_tf.description import default_description
+from refinenet_tf.models.model import build_model
 
 ARCH = "lw-refinenet-mobilenetv2"
 NUM_CLASSES = 3

@@ -1,0 +1,164 @@
+"""Command-line flags: the shared flag groups, their parsers, and the flag each library parameter is.
+
+Defaults come from :mod:`refinenet_tf.defaults`; library errors name parameters (``batch_size``), and
+:func:`flag_name` says which flag that is here (``--batch-size``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from refinenet_tf import defaults
+from refinenet_tf.architectures import ARCHITECTURES
+from refinenet_tf.evaluate.crf import CRFParams
+from refinenet_tf.tf_quiet import VERBOSE_ENV, VERBOSE_FLAG
+
+if TYPE_CHECKING:
+    from refinenet_tf.evaluate.predict import PredictOptions
+
+# Library parameters whose flag is not simply '--' + the name with dashes.
+FLAG_OF_PARAMETER = {
+    "checkpoint": "--restore-from",
+    "train_batch_norm": "--is-training",
+    "batch_norm_decay": "--bn-decay",
+    "iterations": "--crf-iterations",
+    "drop_classifier": "--not-restore-last",
+}
+_LOG = logging.getLogger(__name__)
+
+
+def flag_name(parameter: str) -> str:
+    """The flag that sets the library parameter ``parameter``."""
+    return FLAG_OF_PARAMETER.get(parameter, "--" + parameter.replace("_", "-"))
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one ``error: ...`` line, with ``--verbose`` on every command."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(VERBOSE_FLAG, action="store_true",
+                          help=f"also show TensorFlow's log lines and debug messages (or set {VERBOSE_ENV}=1)")
+
+    def error(self, message: str):
+        self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def new_parser(prog: str, description: str, **options) -> argparse.ArgumentParser:
+    """The argument parser of one command (``options`` as for ``argparse.ArgumentParser``)."""
+    return OneLineErrorParser(prog=prog, description=description, **options)
+
+
+def add_alias(parser: argparse.ArgumentParser | argparse._ArgumentGroup, alias: str, canonical: str, **options) -> None:
+    """Accept ``alias`` for ``canonical`` for one release: hidden from --help, one warning line when used."""
+
+    class Deprecated(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            _LOG.warning("%s is renamed %s; the old name goes away in the next release", alias, canonical)
+            setattr(namespace, self.dest, values)
+
+    parser.add_argument(alias, dest=canonical.lstrip("-").replace("-", "_"), action=Deprecated,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS, **options)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'H,W' -> (H, W), with an argparse error for anything else."""
+    try:
+        height, width = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHT,WIDTH such as 321,321, got {text!r}") from None
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return height, width
+
+
+def parse_floats(text: str) -> tuple[float, ...]:
+    """'1.0,0.75,0.5' -> (1.0, 0.75, 0.5)."""
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def parse_ints(text: str) -> tuple[int, ...]:
+    """'11,12,13' -> (11, 12, 13)."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def add_model_flags(parser: argparse.ArgumentParser, restore_help: str = "checkpoint file or directory to restore") -> None:
+    """--arch, --num-classes, --restore-from and the layout options; None means 'from model.json'."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--arch", choices=sorted(ARCHITECTURES), default=None,
+                       help=f"architecture (default: the checkpoint's model.json, else {defaults.DEFAULT_ARCH})")
+    group.add_argument("--num-classes", type=int, default=None,
+                       help=f"number of classes (default: the checkpoint's model.json, else {defaults.NUM_CLASSES})")
+    group.add_argument("--restore-from", default=None, help=restore_help)
+    group.add_argument("--stride-on", choices=["1x1", "3x3"], default=None,
+                       help="where the first bottleneck of a ResNet stage strides (Caffe/Keras: 1x1, torchvision: 3x3)")
+    group.add_argument("--padding", choices=["same", "symmetric"], default=None,
+                       help="stride-2 padding: TF 'same' (bottom/right) or PyTorch-style symmetric")
+    group.add_argument("--img-mean", type=parse_floats, default=None,
+                       help="mean to subtract, in the model's channel order (default: the model description's)")
+
+
+def add_data_flags(parser: argparse.ArgumentParser, data_list: str = defaults.DATA_LIST_PATH) -> None:
+    """--data-dir, --data-list, --ignore-label."""
+    group = parser.add_argument_group("data")
+    group.add_argument("--data-dir", default=defaults.DATA_DIRECTORY,
+                       help="directory the list file's paths are relative to")
+    group.add_argument("--data-list", default=data_list, help="list file: 'image mask' per line, or 'image' alone")
+    group.add_argument("--ignore-label", type=int, default=None,
+                       help=f"label excluded from loss and metrics (default: the model description's, else "
+                            f"{defaults.IGNORE_LABEL})")
+
+
+def add_predict_flags(parser: argparse.ArgumentParser, default_scales: Sequence[float]) -> None:
+    """--scales, --fusion, --flip, --threads (shared by evaluation, inference and export)."""
+    from refinenet_tf.models.model import FUSIONS  # deferred: TensorFlow, which convert-masks and info skip
+
+    group = parser.add_argument_group("prediction")
+    group.add_argument("--scales", type=parse_floats, default=tuple(default_scales),
+                       help="input scales, must include 1.0 (default %(default)s; '1.0' = single scale)")
+    group.add_argument("--fusion", choices=FUSIONS, default="max",
+                       help="how the scales' logits are fused: max (DeepLab) or mean (original RefineNet)")
+    group.add_argument("--flip", action="store_true", help="also predict the mirrored image and average")
+    group.add_argument("--threads", type=int, default=None,
+                       help="TensorFlow intra- and inter-op threads (default: TensorFlow's choice)")
+
+
+def predict_options(args: argparse.Namespace) -> PredictOptions:
+    """The PredictOptions chosen by :func:`add_predict_flags`."""
+    from refinenet_tf.evaluate.predict import PredictOptions  # deferred: TensorFlow
+
+    return PredictOptions(tuple(args.scales), args.fusion, args.flip)
+
+
+def add_crf_flags(parser: argparse.ArgumentParser) -> None:
+    """The dense CRF flags (DeepLab's values as defaults)."""
+    values = CRFParams()
+    group = parser.add_argument_group("dense CRF")
+    group.add_argument("--crf-iterations", type=int, default=values.iterations,
+                       help=f"mean-field iterations (default {values.iterations})")
+    group.add_argument("--gaussian-sxy", type=float, default=values.gaussian_sxy,
+                       help=f"spatial std of the smoothness kernel, pixels (default {values.gaussian_sxy:g})")
+    group.add_argument("--gaussian-compat", type=float, default=values.gaussian_compat,
+                       help=f"weight of the smoothness kernel (default {values.gaussian_compat:g})")
+    group.add_argument("--bilateral-sxy", type=float, default=values.bilateral_sxy,
+                       help=f"spatial std of the appearance kernel, pixels (default {values.bilateral_sxy:g})")
+    group.add_argument("--bilateral-srgb", type=float, default=values.bilateral_srgb,
+                       help=f"colour std of the appearance kernel (default {values.bilateral_srgb:g})")
+    group.add_argument("--bilateral-compat", type=float, default=values.bilateral_compat,
+                       help=f"weight of the appearance kernel (default {values.bilateral_compat:g})")
+
+
+def crf_params(args: argparse.Namespace) -> CRFParams:
+    """The CRFParams chosen by the flags of :func:`add_crf_flags`."""
+    return CRFParams(iterations=args.crf_iterations, gaussian_sxy=args.gaussian_sxy,
+                     gaussian_compat=args.gaussian_compat, bilateral_sxy=args.bilateral_sxy,
+                     bilateral_srgb=args.bilateral_srgb, bilateral_compat=args.bilateral_compat)
