@@ -47,7 +47,6 @@ AVX-512 and AVX512-BF16** (the issue's machine):
 
 Training LW ResNet-50, batch 2, crop 321, SGD, frozen BN, as shipped: 1.26 images/s.
 """
-_CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -89,17 +88,18 @@ def time_interleaved(functions: dict[str, Callable[[], object]], repeats: int, w
 
 
 def run_workers(script: str, argv: Sequence[str], workers: Sequence[str]) -> list[dict]:
-    """Run ``script argv --worker W`` for each W in its own process (own peak memory, a fresh graph);
-    each prints its results as one JSON line last."""
-    results = []
-    for worker in workers:
-        command = [sys.executable, script, *argv, "--worker", worker]
-        completed = subprocess.run(command, capture_output=True, text=True)
-        if completed.returncode != 0:
-            raise SystemExit(f"{worker}: benchmark failed:\n{completed.stderr[-3000:]}")
-        results.append(json.loads(completed.stdout.strip().splitlines()[-1]))
-        print(f"{worker}: done", file=sys.stderr)
-    return results
+    """Run ``script argv --worker W`` for each W in its own process (own peak memory, a fresh graph)."""
+    return [run_process([*argv, "--worker", worker], script=script) for worker in workers]
+
+
+def run_process(argv: Sequence[str], script: str | None = None) -> dict:
+    """Run ``script argv`` (default: the running script) in a fresh process; the JSON line it prints last."""
+    command = [sys.executable, script or sys.argv[0], *argv]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)}: benchmark failed:\n{completed.stderr[-3000:]}")
+    print(f"{' '.join(argv[-2:])}: done", file=sys.stderr)
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def stats_ms(seconds: Sequence[float]) -> str:
@@ -109,21 +109,39 @@ def stats_ms(seconds: Sequence[float]) -> str:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (MiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process so far (MiB).
+
+    Linux's VmHWM belongs to the process's own address space; ``getrusage``'s maximum is not used because it
+    carries over, through fork and exec, the memory of the parent that started a worker."""
+    return _status_mb("VmHWM:")
+
+
+def resident_mb() -> float:
+    """Resident memory of this process now (MiB)."""
+    return _status_mb("VmRSS:")
+
+
+def _status_mb(field: str) -> float:
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: the best there is
 
 
 def machine_info(args: argparse.Namespace) -> str:
     """A markdown list of CPU, features, load, TensorFlow version and thread settings."""
     import tensorflow as tf
 
+    from refinenet_tf.hardware import cpu_features, onednn_enabled
+
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     model = re.search(r"model name\s*:\s*(.*)", cpuinfo)
-    flag_line = re.search(r"flags\s*:\s*(.*)", cpuinfo)
-    flags = set(flag_line.group(1).split()) if flag_line else set()
-    features = ", ".join(f"{name} {'yes' if name in flags else 'no'}" for name in _CPU_FEATURES)
+    features = ", ".join(f"{name} {'yes' if present else 'no'}" for name, present in cpu_features().items())
     load = os.getloadavg()
-    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TF decides by CPU)")
+    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset")
+    onednn = f"{setting} (oneDNN {'on' if onednn_enabled() else 'off'})"
     return "\n".join([
         f"- Machine: {model.group(1) if model else platform.processor()}, {os.cpu_count()} cores; {features}",
         f"- Load average at start (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}",

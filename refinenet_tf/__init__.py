@@ -11,10 +11,9 @@ to see them, see :mod:`refinenet_tf.tf_quiet`.
 from __future__ import annotations
 
 from refinenet_tf import tf_quiet
+from refinenet_tf.version import __version__
 
 tf_quiet.arm()
-
-__version__ = "0.1.0"
 __all__ = ["RefineNet", "__version__"]
 
 

@@ -22,13 +22,16 @@ from refinenet_tf.data.class_table import ClassTable, read_class_table
 from refinenet_tf.data.images import load_image
 from refinenet_tf.data.layouts import prepare_dataset
 from refinenet_tf.data.listfile import read_list_file
-from refinenet_tf.defaults import DEFAULT_ARCH, NUM_CLASSES, SNAPSHOT_DIR
+from refinenet_tf.defaults import DEFAULT_ARCH, NUM_CLASSES, REPORT_IMAGES, SNAPSHOT_DIR
 from refinenet_tf.description import ModelDescription, default_description, has_description, load_description
 from refinenet_tf.errors import CheckpointError, ConfigError, DataError
 from refinenet_tf.evaluate.evaluator import evaluate, evaluation_results
-from refinenet_tf.evaluate.predict import PredictOptions, Predictor
+from refinenet_tf.evaluate.html_report import check_report, write_report
+from refinenet_tf.evaluate.predict import Predictor
 from refinenet_tf.evaluate.report import write_results_json
-from refinenet_tf.export import export_model
+from refinenet_tf.export import BFLOAT16_FORMATS, export_model
+from refinenet_tf.hardware import choose_precision
+from refinenet_tf.models.prediction import PredictOptions
 from refinenet_tf.palette import colourise
 from refinenet_tf.train.trainer import TrainConfig, Trainer, TrainResult
 
@@ -66,11 +69,14 @@ class RefineNet:
     When it holds a model description (model.json) that description is used, and any of
     ``model_type``, ``num_layers``, ``backbone`` and ``num_classes`` given here must agree with it.
     Otherwise they choose the architecture (default: full RefineNet, ResNet-101, 21 classes; a data set
-    with a class table sets the class count when ``num_classes`` is not given).
+    with a class table sets the class count when ``num_classes`` is not given). ``precision`` is what
+    ``deploy``, ``eval`` and ``export`` compute in: float32 (the default), bfloat16, or auto (bfloat16 where
+    the hardware computes it, see :func:`refinenet_tf.hardware.choose_precision`).
     """
 
     def __init__(self, model_type: str | None = None, num_layers: int | None = None, backbone: str | None = None,
-                 num_classes: int | None = None, model: str | None = None, threads: int | None = None):
+                 num_classes: int | None = None, model: str | None = None, threads: int | None = None,
+                 precision: str = "float32"):
         if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
             raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -83,6 +89,7 @@ class RefineNet:
         self._arch = arch_name(chosen["model_type"], chosen["backbone"], chosen["num_layers"])
         self.model = model
         self.threads = threads
+        self.precision = choose_precision(precision).precision
         self.checkpoint: str | None = None
         self._description: ModelDescription | None = None
         self._described = model is not None and has_description(model)  # the description is fixed by model.json
@@ -121,7 +128,8 @@ class RefineNet:
         ``snapshot_dir`` (default: ``model`` when it is a folder, else ./snapshots/); a run continues the
         snapshots already there. Training starts from the model's checkpoint when it has one, unless
         ``restore_from`` is given. ``settings`` are any other :class:`TrainConfig` fields, e.g.
-        ``learning_rate``, ``num_steps``, ``batch_size``, ``input_size``, ``optimizer``, ``random_mirror``.
+        ``learning_rate``, ``num_steps``, ``batch_size``, ``input_size``, ``optimizer``, ``random_mirror``,
+        ``loss`` and ``class_weights`` (imbalanced data: see the README).
         ``on_step(step, loss)`` is called after every update.
         """
         allowed = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _MANAGED_TRAIN_FIELDS]
@@ -158,7 +166,7 @@ class RefineNet:
         if (image is None) == (image_file is None):
             raise ConfigError("deploy() needs exactly one of image= (array or PIL image) and image_file=")
         rgb = load_image(image_file) if image_file is not None else _as_rgb(image)
-        labels = self._predictor(tuple(scales), fusion, flip).predict(rgb).labels
+        labels = self._predictor(tuple(scales), fusion, flip).predict(rgb, ("labels",)).labels
         if output_file is not None:
             try:
                 Image.fromarray(colourise(labels, self.description.palette())).save(output_file)
@@ -170,27 +178,36 @@ class RefineNet:
 
     def eval(self, dataset: str, output_file: str | None = None, data_dir: str | None = None,
              split: str | None = None, scales: Sequence[float] = (1.0,), fusion: str = "max", flip: bool = False,
-             save_dir: str | None = None) -> dict:
+             save_dir: str | None = None, report: str | None = None, report_images: int = REPORT_IMAGES) -> dict:
         """Score the model on a labelled ``dataset`` (as in :meth:`train`; default split val, then test).
 
         Returns the results dict (per-class and mean IoU, accuracies, confusion matrix), also written
-        to ``output_file`` as JSON when given; ``save_dir`` receives the predicted masks.
+        to ``output_file`` as JSON when given; ``save_dir`` receives the predicted masks. ``report`` is a
+        folder for the HTML report (``index.html``, charts, the ``report_images`` worst and best images;
+        needs matplotlib), which links ``output_file`` or writes its own results.json.
         """
         checkpoint = self._require_checkpoint("eval")
         data = self._dataset(dataset, data_dir, split, EVAL_SPLITS, "eval")
         options = PredictOptions(tuple(scales), fusion, flip)
         samples = read_list_file(data.data_dir, data.list_path)
-        result = evaluate(checkpoint, samples, self.description, options, save_dir=save_dir, threads=self.threads)
+        if report is not None:
+            check_report(report, writes_results=output_file is None)
+        result = evaluate(checkpoint, samples, self.description, options, save_dir=save_dir, threads=self.threads,
+                          precision=self.precision, report_images=report_images if report is not None else 0)
         results = evaluation_results(result, self.description, options, data.list_path)
         if output_file is not None:
             write_results_json(output_file, results)
+        if report is not None:
+            write_report(report, results, self.description, result.gallery, output_file)
         return results
 
     # --- export -------------------------------------------------------------------------------------------
 
     def export(self, output_dir: str, format: str = "saved_model", input_size: tuple[int, int] | None = None) -> str:
         """Export the checkpoint (see :mod:`refinenet_tf.export`); returns the exported model's path."""
-        return export_model(self._require_checkpoint("export"), output_dir, format, self.description, input_size)
+        precision = self.precision if format in BFLOAT16_FORMATS else "float32"
+        return export_model(self._require_checkpoint("export"), output_dir, format, self.description, input_size,
+                            precision)
 
     # --- resources ----------------------------------------------------------------------------------------
 
@@ -256,7 +273,7 @@ class RefineNet:
         options = PredictOptions(tuple(float(scale) for scale in scales), fusion, flip)
         if options not in self._predictors:
             self._predictors[options] = Predictor(self._require_checkpoint("deploy"), self.description, options,
-                                                  threads=self.threads)
+                                                  threads=self.threads, precision=self.precision)
         return self._predictors[options]
 
     def _close_predictors(self) -> None:

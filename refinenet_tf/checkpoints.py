@@ -94,46 +94,38 @@ def latest_snapshot(snapshot_dir: str) -> str | None:
     return tf.train.latest_checkpoint(snapshot_dir)
 
 
-def checkpoint_shapes(path: str) -> dict[str, list[int]]:
-    """``{variable name: shape}`` of every tensor in a checkpoint."""
-    prefix = resolve_checkpoint(path)
-    try:
-        return tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
-    except (tf.errors.OpError, ValueError) as error:
-        raise CheckpointError(f"{prefix}: cannot read the checkpoint ({_first_line(error)})") from None
-
-
 def restore(session: v1.Session, path: str, variables: Sequence[tf.Variable]) -> RestoreReport:
-    """Load every one of ``variables`` from a checkpoint, strictly: resuming a run, predicting, freezing.
+    """Load every one of ``variables`` from a checkpoint, strictly: resuming a run.
 
     Each variable must be in the checkpoint with the same shape, else CheckpointError naming them and
     what the checkpoint holds. Checkpoint variables the model lacks are reported as unused.
     """
     prefix = resolve_checkpoint(path)
-    reader = _open_reader(prefix)
+    reader = open_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
     by_name = _by_name(variables)
-    _check_shapes(prefix, by_name, shapes, skip_classifier=False)
-    missing = sorted(name for name in by_name if name not in shapes)
-    if missing:
-        raise CheckpointError(f"{prefix}: {len(missing)} variables are not in the checkpoint: "
-                              f"{_summarise(missing)} ({_what_is_missing(missing, shapes, by_name)})")
+    _check_complete(prefix, _shapes_of(by_name), shapes)
     _assign(session, by_name, reader)
     report = RestoreReport(prefix, tuple(sorted(by_name)), (), tuple(sorted(set(shapes) - set(by_name))))
     _LOG.info("restored %d variables from %s", len(report.restored), prefix)
     return report
 
 
-def restore_trained_model(session: v1.Session, path: str, variables: Sequence[tf.Variable]) -> RestoreReport:
-    """:func:`restore` for prediction: a checkpoint without a RefineNet decoder (a DeepLab or ImageNet
-    model, a converted backbone) is refused with one line saying what it is and what to do with it."""
+def check_trained_model(path: str, model_shapes: dict[str, list[int]]) -> str:
+    """The checkpoint prefix, after checking it holds every model variable (``{name: shape}``) for prediction.
+
+    A checkpoint without a RefineNet decoder (a DeepLab or ImageNet model, a converted backbone) is refused
+    with one line saying what it is and what to do with it; missing or mis-shaped variables are named.
+    """
     prefix = resolve_checkpoint(path)
-    shapes = _open_reader(prefix).get_variable_to_shape_map()
-    decoder = [variable.op.name for variable in variables if variable_group(variable.op.name) == "decoder"]
+    shapes = open_checkpoint(prefix).get_variable_to_shape_map()
+    decoder = [name for name in model_shapes if variable_group(name) == "decoder"]
     if decoder and not any(name in shapes for name in decoder):
         raise CheckpointError(f"{prefix}: a {describe_names(shapes)} checkpoint with no RefineNet decoder; it can "
-                              f"start training ({parameter('restore_from')} {path}), then predict with the snapshots")
-    return restore(session, prefix, variables)
+                              f"start training (train.py {parameter('restore_from')} {path}), then predict with the "
+                              "snapshots")
+    _check_complete(prefix, model_shapes, shapes)
+    return prefix
 
 
 def initialise_from(session: v1.Session, path: str, variables: Sequence[tf.Variable],
@@ -148,12 +140,12 @@ def initialise_from(session: v1.Session, path: str, variables: Sequence[tf.Varia
     among ``variables``, keep their current values.
     """
     prefix = resolve_checkpoint(path)
-    reader = _open_reader(prefix)
+    reader = open_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
     by_name = {name: variable for name, variable in _by_name(variables).items() if not is_training_state(name)}
     wanted = {name: variable for name, variable in by_name.items()
               if not (skip_classifier and is_classifier_variable(name))}
-    _check_shapes(prefix, wanted, shapes, skip_classifier)
+    _check_shapes(prefix, _shapes_of(wanted), shapes, suggest_not_restore_last=True)
     loadable = {name: variable for name, variable in wanted.items() if name in shapes}
     if not loadable:
         raise CheckpointError(f"{prefix}: shares no variable with the model ({_holds(shapes, by_name)}); "
@@ -245,28 +237,39 @@ def step_of(prefix: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _open_reader(prefix: str):
+def open_checkpoint(prefix: str):
+    """A reader of the checkpoint's tensors (``get_tensor(name)``), with a clear error for unreadable files."""
     try:
         return tf.train.load_checkpoint(prefix)
     except (tf.errors.OpError, ValueError) as error:
         raise CheckpointError(f"{prefix}: cannot read the checkpoint ({_first_line(error)})") from None
 
 
-def _check_shapes(prefix: str, wanted: dict[str, tf.Variable], shapes: dict[str, list[int]],
-                  skip_classifier: bool) -> None:
-    for name, variable in sorted(wanted.items()):
+def _check_complete(prefix: str, model_shapes: dict[str, list[int]], shapes: dict[str, list[int]]) -> None:
+    """Every model variable in the checkpoint, with its shape; else CheckpointError naming them."""
+    _check_shapes(prefix, model_shapes, shapes)
+    missing = sorted(name for name in model_shapes if name not in shapes)
+    if missing:
+        raise CheckpointError(f"{prefix}: {len(missing)} variables are not in the checkpoint: "
+                              f"{_summarise(missing)} ({_what_is_missing(missing, shapes, model_shapes)})")
+
+
+def _check_shapes(prefix: str, wanted: dict[str, list[int]], shapes: dict[str, list[int]],
+                  suggest_not_restore_last: bool = False) -> None:
+    for name, model_shape in sorted(wanted.items()):
         if name not in shapes:
             continue
-        model_shape = variable.shape.as_list()
+        model_shape = list(model_shape)
         saved_shape = list(shapes[name])
         if model_shape == saved_shape:
             continue
         message = (f"{prefix}: variable {name} has shape {saved_shape} in the checkpoint "
                    f"but {model_shape} in the model")
-        if is_classifier_variable(name) and not skip_classifier:
+        if is_classifier_variable(name):
             if saved_shape[:-1] == model_shape[:-1]:
                 message += f"; the checkpoint has {saved_shape[-1]} classes, the model {model_shape[-1]} ({parameter('num_classes')})"
-            message += f"; use {parameter('not_restore_last')} to train a new classifier"
+            if suggest_not_restore_last:
+                message += f"; use {parameter('not_restore_last')} to train a new classifier"
         else:
             message += f" (a different architecture or layout: check {parameter('arch')}, {parameter('stride_on')})"
         raise CheckpointError(message)
@@ -287,12 +290,16 @@ def _by_name(variables: Sequence[tf.Variable]) -> dict[str, tf.Variable]:
     return {variable.op.name: variable for variable in variables}
 
 
-def _holds(shapes: dict[str, list[int]], model: dict[str, tf.Variable]) -> str:
+def _shapes_of(variables: dict[str, tf.Variable]) -> dict[str, list[int]]:
+    return {name: variable.shape.as_list() for name, variable in variables.items()}
+
+
+def _holds(shapes: dict[str, list[int]], model: dict) -> str:
     """'it holds X weights, the model is Y': what a checkpoint looks like, from its variable names."""
     return f"it holds {describe_names(shapes)} weights, the model is {describe_names(model)}"
 
 
-def _what_is_missing(missing: Sequence[str], shapes: dict[str, list[int]], model: dict[str, tf.Variable]) -> str:
+def _what_is_missing(missing: Sequence[str], shapes: dict[str, list[int]], model: dict) -> str:
     if all(is_training_state(name) for name in missing):
         return (f"the checkpoint has no optimizer state for them: it was written with another {parameter('optimizer')} "
                 f"or by another program; resume with the same settings or start a new {parameter('snapshot_dir')}")

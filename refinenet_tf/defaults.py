@@ -31,3 +31,19 @@ DEFAULT_ARCH = "refinenet-resnet101"
 DECODER_LR_MULT = 10.0  # new layers learn this much faster than the backbone (DeepLab's last-layer factor)
 LOG_EVERY = 10  # training progress line every this many steps
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+# Class-balanced training (train.py --loss, --class-weights)
+LOSS = "cross-entropy"
+# OHEM: the hardest quarter of a batch's pixels (ranked by their loss) carry the loss, but never fewer than
+# OHEM_MIN_KEPT. A quarter drops the bulk of easily learnt pixels (large background regions) while a batch of
+# 321x321 crops still keeps ~16 000 pixels of its stride-4 logits for a steady gradient. The floor is the
+# 100 000 label pixels of common OHEM implementations (PSPNet, HRNet, mmsegmentation), counted at the stride-4
+# logits where this project computes the loss: 100000 / 16.
+OHEM_KEEP = 0.25
+OHEM_MIN_KEPT = 6250
+FOCAL_GAMMA = 2.0  # Lin et al., "Focal Loss for Dense Object Detection" (2017): their best value
+CLASS_FREQUENCIES_FILE = "class_frequencies.json"  # beside the snapshots: pixel counts of the training masks
+TRAINING_RECORD_FILE = "training.json"  # beside the snapshots: the loss settings and class weights used
+
+# The HTML evaluation report (--report)
+REPORT_IMAGES = 6  # the report shows this many worst and this many best images

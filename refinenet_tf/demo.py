@@ -8,7 +8,8 @@ Everything is written under one output folder:
 * ``demo_settings.json``: the recipe; a folder is only reused by a run with the same settings;
 * ``snapshots/``: checkpoints and ``model.json`` (an interrupted demo resumes from here when run again);
 * ``predictions/``: ``<stem>.png`` index and ``<stem>_colour.png`` predictions of the validation images;
-* ``results.json``: scores and confusion matrix; ``comparison.png``: image | ground truth | prediction.
+* ``results.json``: scores and confusion matrix; ``comparison.png``: image | ground truth | prediction;
+* ``report/index.html``: the evaluation as a web page (with matplotlib installed, the ``[report]`` extra).
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ from refinenet_tf.data.class_table import ClassTable
 from refinenet_tf.data.layouts import ConversionOptions, PreparedDataset, prepare_class_dict_dataset
 from refinenet_tf.data.listfile import Sample, read_list_file
 from refinenet_tf.data.synthetic import make_synthetic_dataset
+from refinenet_tf.defaults import REPORT_IMAGES
 from refinenet_tf.description import ModelDescription, default_description
 from refinenet_tf.errors import ConfigError, parameter
-from refinenet_tf.evaluate.evaluator import evaluate
+from refinenet_tf.evaluate.evaluator import evaluate, evaluation_results
+from refinenet_tf.evaluate.html_report import check_report, write_report
 from refinenet_tf.evaluate.outputs import image_stem
-from refinenet_tf.evaluate.predict import SINGLE_SCALE
-from refinenet_tf.evaluate.report import format_results, results_dict, write_results_json
+from refinenet_tf.evaluate.plots import INSTALL_HINT, has_matplotlib
+from refinenet_tf.evaluate.report import format_results, write_results_json
 from refinenet_tf.files import write_text_atomically
+from refinenet_tf.models.prediction import SINGLE_SCALE
 from refinenet_tf.palette import colourise
 from refinenet_tf.train.trainer import TrainConfig, Trainer, TrainResult
 
@@ -46,6 +50,7 @@ SEED = 1234
 COMPARISON_FILE = "comparison.png"
 RESULTS_FILE = "results.json"
 SETTINGS_FILE = "demo_settings.json"
+REPORT_FOLDER = "report"
 _LOG = logging.getLogger(__name__)
 
 
@@ -103,17 +108,23 @@ def run_demo_with(output_dir: str, settings: DemoSettings, publish_picture: str 
     stream = stream or sys.stdout
     paths = DemoPaths(output_dir)
     _claim_output_dir(paths, settings)
+    report = has_matplotlib()
+    if report:
+        check_report(paths.report, writes_results=False)
+    else:
+        _LOG.warning("no HTML report without matplotlib: %s", INSTALL_HINT)
     prepared = _prepare_data(paths, settings)
     description = _description(prepared.table)
     trained = _train(paths, settings, prepared, description)
     samples = read_list_file(prepared.data_dir, prepared.lists["val"])
     evaluation = evaluate(trained.snapshot, samples, description, SINGLE_SCALE, save_dir=paths.predictions,
-                          threads=settings.threads)
-    metadata = {"checkpoint": evaluation.checkpoint, "arch": ARCH, "steps": trained.step,
-                "train_images": prepared.counts["train"], "val_images": evaluation.images,
-                "settings": dataclasses.asdict(settings)}
-    results = results_dict(evaluation.plain, description.names(), metadata)
+                          threads=settings.threads, report_images=REPORT_IMAGES if report else 0)
+    results = evaluation_results(evaluation, description, SINGLE_SCALE, prepared.lists["val"])
+    results["metadata"].update(arch=ARCH, steps=trained.step, train_images=prepared.counts["train"],
+                               val_images=evaluation.images, settings=dataclasses.asdict(settings))
     write_results_json(paths.results, results)
+    if report:
+        write_report(paths.report, results, description, evaluation.gallery, paths.results)
     write_comparison(paths.comparison, samples[: settings.comparison_rows], paths.predictions, description)
     if publish_picture:
         _copy(paths.comparison, publish_picture)
@@ -122,7 +133,8 @@ def run_demo_with(output_dir: str, settings: DemoSettings, publish_picture: str 
     print(f"held-out mIoU: {100 * scores.mean_iou:.2f}%  pixel accuracy: {100 * scores.pixel_accuracy:.2f}%  "
           f"({evaluation.images} validation images, {trained.step} training steps)", file=stream)
     print(f"written: {paths.results}, {paths.comparison}"
-          + (f" (copied to {publish_picture})" if publish_picture else ""), file=stream)
+          + (f" (copied to {publish_picture})" if publish_picture else "")
+          + (f", {os.path.join(paths.report, 'index.html')}" if report else ""), file=stream)
     print(f"predictions in {paths.predictions}, checkpoint {evaluation.checkpoint}, data in {paths.data}",
           file=stream)
     return results
@@ -192,6 +204,7 @@ class DemoPaths:
         self.results = os.path.join(root, RESULTS_FILE)
         self.comparison = os.path.join(root, COMPARISON_FILE)
         self.settings = os.path.join(root, SETTINGS_FILE)
+        self.report = os.path.join(root, REPORT_FOLDER)
 
 
 # --- the comparison picture ------------------------------------------------------------------------------

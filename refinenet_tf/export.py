@@ -34,13 +34,15 @@ import tensorflow as tf
 
 from refinenet_tf.checkpoints import resolve_checkpoint
 from refinenet_tf.description import ModelDescription
-from refinenet_tf.errors import ConfigError
+from refinenet_tf.errors import ConfigError, parameter
 from refinenet_tf.evaluate.predict import description_for_checkpoint
+from refinenet_tf.hardware import choose_precision
 from refinenet_tf.inference_graph import INPUT, build_inference_graph
 
 v1 = tf.compat.v1
 
 FORMATS = ("saved_model", "frozen", "tflite", "onnx")
+BFLOAT16_FORMATS = ("saved_model", "frozen")  # the converters of the others have no bfloat16 convolutions
 FILE_NAMES = {"frozen": "model.pb", "tflite": "model.tflite", "onnx": "model.onnx"}
 SIGNATURE = "serving_default"
 SERVED_OUTPUTS = ("labels", "probabilities")
@@ -49,14 +51,19 @@ ONNX_OPSET = 17
 
 def export_model(checkpoint: str, output_dir: str, format: str = "saved_model",
                  description: ModelDescription | None = None,
-                 input_size: tuple[int, int] | None = None) -> str:
+                 input_size: tuple[int, int] | None = None, precision: str = "float32") -> str:
     """Export ``checkpoint`` (file or directory; its model.json unless ``description`` is given) to ``output_dir``.
 
     ``input_size`` (height, width) fixes the image size of SavedModel, TFLite and ONNX exports (the
-    frozen graph always takes any size). Returns the path of the exported model (folder or file).
+    frozen graph always takes any size). ``precision`` (float32, bfloat16 or auto) applies to SavedModel and
+    frozen exports. Returns the path of the exported model (folder or file).
     """
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
+    precision = choose_precision(precision).precision
+    if precision != "float32" and format not in BFLOAT16_FORMATS:
+        raise ConfigError(f"{parameter('precision')} {precision} applies to {' and '.join(BFLOAT16_FORMATS)} "
+                          f"exports; export {format} in float32")
     if input_size is not None:
         input_size = _checked_size(input_size)
         if format == "frozen":
@@ -64,7 +71,7 @@ def export_model(checkpoint: str, output_dir: str, format: str = "saved_model",
     prefix = resolve_checkpoint(checkpoint)
     description = description if description is not None else description_for_checkpoint(checkpoint)
     _prepare_folder(output_dir)
-    graph_def = build_inference_graph(description, prefix)
+    graph_def = build_inference_graph(description, prefix, precision=precision).frozen()
     writers = {"saved_model": _write_saved_model, "frozen": _write_frozen, "tflite": _write_tflite,
                "onnx": _write_onnx}
     path = writers[format](graph_def, output_dir, input_size)

@@ -12,10 +12,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "refinenet_tf"
 # Lower layers never import higher ones; a module may import its own layer.
 LAYERS = (
     ("refinenet_tf.errors", "refinenet_tf.files", "refinenet_tf.defaults", "refinenet_tf.palette",
-     "refinenet_tf.tf_quiet"),
+     "refinenet_tf.tf_quiet", "refinenet_tf.version"),
     ("refinenet_tf.description", "refinenet_tf.architectures"),
     ("refinenet_tf.models", "refinenet_tf.data", "refinenet_tf.weights", "refinenet_tf.checkpoints",
-     "refinenet_tf.sessions"),
+     "refinenet_tf.sessions", "refinenet_tf.hardware"),
     ("refinenet_tf.train", "refinenet_tf.evaluate", "refinenet_tf.export", "refinenet_tf.inference_graph"),
     ("refinenet_tf.cli", "refinenet_tf.api", "refinenet_tf.demo", "refinenet_tf.__main__", "refinenet_tf"),
 )
@@ -51,7 +51,7 @@ def graph() -> dict[str, set[str]]:
 
 def layer_of(module: str) -> int:
     matches = [(len(prefix), index) for index, layer in enumerate(LAYERS) for prefix in layer
-               if module == prefix or module.startswith(prefix + ".")]
+               if module == prefix or (prefix != "refinenet_tf" and module.startswith(prefix + "."))]
     assert matches, f"{module} belongs to no layer: add it to LAYERS"
     return max(matches)[1]
 

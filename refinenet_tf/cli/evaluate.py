@@ -2,7 +2,8 @@
 
 The model description comes from the checkpoint's model.json; ``--arch``/``--num-classes`` are only
 needed for checkpoints without one. ``--output results.json`` records the scores and the confusion
-matrix (with the CRF: ``{"plain": ..., "crf": ..., "metadata": ...}``).
+matrix (with the CRF: ``{"plain": ..., "crf": ..., "metadata": ...}``); ``--report DIR`` writes them as a web
+page with charts and the worst and best images.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import ConfigError, parameter
 from refinenet_tf.evaluate.crf import require_pydensecrf
 from refinenet_tf.evaluate.evaluator import evaluate, evaluation_results, read_instance_list
+from refinenet_tf.evaluate.html_report import check_report, write_report
 from refinenet_tf.evaluate.predict import description_for_checkpoint
 from refinenet_tf.evaluate.report import format_comparison, format_results, write_results_json
 
@@ -56,6 +58,7 @@ def build_parser(with_crf: bool = False, multiscale: bool = True) -> argparse.Ar
     if with_crf:
         flags.add_crf_flags(parser)
         parser.add_argument("--crf-workers", type=int, default=1, help="processes running the CRF (default 1)")
+    flags.add_report_flags(parser)
     return parser
 
 
@@ -74,9 +77,12 @@ def run_evaluation(argv: Sequence[str] | None, with_crf: bool, multiscale: bool 
     instances = None
     if args.instance_list:
         instances = read_instance_list(args.data_dir, args.instance_list, samples, args.thing_classes)
+    if args.report:
+        check_report(args.report, writes_results=not args.output)
     result = evaluate(prefix, samples, description, options, crf=crf,
                       crf_workers=getattr(args, "crf_workers", 1), save_dir=args.save_dir, instances=instances,
-                      on_bad_sample=args.on_bad_sample, threads=args.threads)
+                      on_bad_sample=args.on_bad_sample, threads=args.threads, precision=args.precision,
+                      report_images=args.report_images if args.report else 0)
     names = description.names()
     if result.crf is None:
         print(format_results(result.plain, names))
@@ -88,6 +94,9 @@ def run_evaluation(argv: Sequence[str] | None, with_crf: bool, multiscale: bool 
     if args.output:
         write_results_json(args.output, results)
         _LOG.info("results written to %s", args.output)
+    if args.report:
+        _LOG.info("report written to %s", write_report(args.report, results, description, result.gallery,
+                                                       args.output))
     return results
 
 

@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-size", type=flags.parse_size, default=None, metavar="HEIGHT,WIDTH",
                         help="fix the image size of saved_model, tflite and onnx exports (default: any size)")
     flags.add_model_flags(parser, restore_help="the same as CHECKPOINT (DeepLab-style spelling)")
+    flags.add_precision_flag(parser)
     return parser
 
 
@@ -35,6 +36,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.restore_from and args.restore_from != args.checkpoint:
         raise ConfigError(f"two checkpoints given: {args.checkpoint} and {parameter('checkpoint')} {args.restore_from}")
     prefix, description = checkpoint_description(args, args.checkpoint)
-    path = export_model(prefix, args.output_dir, args.format, description, args.input_size)
+    path = export_model(prefix, args.output_dir, args.format, description, args.input_size, args.precision)
     _LOG.info("exported %s (%s) to %s", prefix, args.format, path)
     print(path, flush=True)

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 from refinenet_tf import defaults
 from refinenet_tf.architectures import ARCHITECTURES
 from refinenet_tf.evaluate.crf import CRFParams
+from refinenet_tf.hardware import PRECISIONS
 from refinenet_tf.tf_quiet import VERBOSE_ENV, VERBOSE_FLAG
 
 if TYPE_CHECKING:
-    from refinenet_tf.evaluate.predict import PredictOptions
+    from refinenet_tf.models.prediction import PredictOptions
 
 # Library parameters whose flag is not simply '--' + the name with dashes.
 FLAG_OF_PARAMETER = {
@@ -129,12 +130,20 @@ def add_predict_flags(parser: argparse.ArgumentParser, default_scales: Sequence[
                        help="how the scales' logits are fused: max (DeepLab) or mean (original RefineNet)")
     group.add_argument("--flip", action="store_true", help="also predict the mirrored image and average")
     group.add_argument("--threads", type=int, default=None,
-                       help="TensorFlow intra- and inter-op threads (default: TensorFlow's choice)")
+                       help="TensorFlow intra- and inter-op threads (default: every core)")
+    add_precision_flag(group)
+
+
+def add_precision_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--precision for prediction: float32 (default), bfloat16, or auto (bfloat16 where the hardware has it)."""
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="compute type of the network: float32 (default, reproduces published numbers), "
+                             "bfloat16, or auto (bfloat16 on CPUs with AVX512_BF16/AMX-BF16 or a GPU, else float32)")
 
 
 def predict_options(args: argparse.Namespace) -> PredictOptions:
     """The PredictOptions chosen by :func:`add_predict_flags`."""
-    from refinenet_tf.evaluate.predict import PredictOptions  # deferred: TensorFlow
+    from refinenet_tf.models.prediction import PredictOptions  # deferred: TensorFlow
 
     return PredictOptions(tuple(args.scales), args.fusion, args.flip)
 
@@ -162,3 +171,33 @@ def crf_params(args: argparse.Namespace) -> CRFParams:
     return CRFParams(iterations=args.crf_iterations, gaussian_sxy=args.gaussian_sxy,
                      gaussian_compat=args.gaussian_compat, bilateral_sxy=args.bilateral_sxy,
                      bilateral_srgb=args.bilateral_srgb, bilateral_compat=args.bilateral_compat)
+
+
+def add_report_flags(parser: argparse.ArgumentParser) -> None:
+    """--report and --report-images: the HTML evaluation report."""
+    group = parser.add_argument_group("HTML report")
+    group.add_argument("--report", default=None, metavar="DIR",
+                       help="write an HTML report (DIR/index.html, charts, worst and best images; needs "
+                            'pip install "refinenet_tf[report]")')
+    group.add_argument("--report-images", type=int, default=defaults.REPORT_IMAGES, metavar="K",
+                       help="the report shows the K worst and K best images by their own mean IoU (default "
+                            "%(default)s; 0: none)")
+
+
+def add_validation_flags(parser: argparse.ArgumentParser) -> None:
+    """--val-list, --val-data-dir, --val-every, --keep-best: validation during training."""
+    group = parser.add_argument_group("validation during training")
+    group.add_argument("--val-list", default=None,
+                       help="held-out list file ('image mask' per line) scored at single scale during training")
+    group.add_argument("--val-data-dir", default=None,
+                       help="directory the --val-list paths are relative to (default: --data-dir)")
+    group.add_argument("--val-every", type=int, default=None, metavar="N",
+                       help="validate every N steps (default: at every snapshot, --save-pred-every)")
+    group.add_argument("--keep-best", action="store_true",
+                       help="also keep the snapshot with the best validation mean IoU in SNAPSHOT_DIR/best/")
+
+
+def validation_settings(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields set by :func:`add_validation_flags`."""
+    return {"val_list": args.val_list, "val_data_dir": args.val_data_dir, "val_every": args.val_every,
+            "keep_best": args.keep_best}

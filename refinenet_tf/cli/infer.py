@@ -63,10 +63,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     check_unique_stems(images)
     prefix, description = checkpoint_description(args, args.checkpoint or args.restore_from)
     palette = description.palette()
-    with Predictor(prefix, description, options, threads=args.threads) as predictor:
+    outputs = ("labels", *(("probabilities",) if crf else ()), *(("logits_os",) if args.save_logits else ()))
+    with Predictor(prefix, description, options, threads=args.threads, precision=args.precision) as predictor:
         for path in images:
             image = load_image(path)
-            prediction = predictor.predict(image)
+            prediction = predictor.predict(image, outputs)
             labels = prediction.labels
             if crf is not None:
                 labels = dense_crf(prediction.probabilities, image, crf).argmax(axis=-1)

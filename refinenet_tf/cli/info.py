@@ -1,4 +1,5 @@
-"""``info``: parameter count, multiply-adds and output shape of an architecture, as one JSON line each."""
+"""``info``: this machine (CPU features, oneDNN, GPUs, what ``--precision auto`` picks and why), then the
+parameter count, multiply-adds and output shape of each architecture asked for, as one JSON line each."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from refinenet_tf.architectures import ARCHITECTURES
 from refinenet_tf.cli import flags
 from refinenet_tf.defaults import DEFAULT_ARCH, NUM_CLASSES
 from refinenet_tf.description import default_description
+from refinenet_tf.hardware import machine_summary
 
 
 def model_info(arch: str, num_classes: int, input_size: tuple[int, int]) -> dict:
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    print(json.dumps({"machine": machine_summary()}), flush=True)
     arches = list(ARCHITECTURES) if args.arch == "all" else [args.arch]
     for arch in arches:
         print(json.dumps(model_info(arch, args.num_classes, args.input_size)), flush=True)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from refinenet_tf import defaults
 from refinenet_tf.cli import flags
+from refinenet_tf.cli.loss_flags import add_loss_flags, loss_settings
 from refinenet_tf.data.class_table import read_class_table
 from refinenet_tf.models.layers import DEFAULT_BATCH_NORM_DECAY
 from refinenet_tf.models.model import FUSIONS
@@ -73,6 +74,7 @@ def build_parser(multiscale: bool = False) -> argparse.ArgumentParser:
         group.add_argument("--fusion", choices=FUSIONS, default="max", help="how the scales' logits are fused")
         group.add_argument("--scales", type=flags.parse_floats, default=defaults.MULTISCALE_SCALES,
                            help="input scales, the first one sets the fused size")
+    add_loss_flags(parser)
     output = parser.add_argument_group("output")
     output.add_argument("--snapshot-dir", default=defaults.SNAPSHOT_DIR, help="where snapshots and summaries go")
     output.add_argument("--save-pred-every", type=int, default=defaults.SAVE_PRED_EVERY,
@@ -81,6 +83,7 @@ def build_parser(multiscale: bool = False) -> argparse.ArgumentParser:
                         help="images shown in the TensorBoard summary")
     output.add_argument("--log-every", type=int, default=defaults.LOG_EVERY,
                         help="print a progress line every this many steps")
+    flags.add_validation_flags(parser)
     return parser
 
 
@@ -103,7 +106,8 @@ def config_from_args(args: argparse.Namespace, multiscale: bool = False) -> Trai
         save_pred_every=args.save_pred_every, log_every=args.log_every, on_bad_sample=args.on_bad_sample,
         threads=args.threads, grad_update_every=args.grad_update_every,
         scales=args.scales if multiscale else (1.0,), fusion=args.fusion if multiscale else "max",
-        devices=args.devices, precision=args.precision,
+        devices=args.devices, precision=args.precision, **loss_settings(args),
+        **flags.validation_settings(args),
     )
 
 

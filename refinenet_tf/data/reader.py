@@ -214,7 +214,8 @@ class _SampleLoader:
             image, mask = self._read(sample)
         except DataError as error:
             if not self._skip:
-                raise _ReaderFailure(f"{error} (listed at {sample.origin})") from None
+                # the unrendered message, so that the command line can still name its flags
+                raise _ReaderFailure(f"{error.args[0]} (listed at {sample.origin})") from None
             self._note_skipped(sample, str(error))
             return np.zeros((0, 0, 3), np.uint8), np.zeros((0, 0), np.int32), np.bool_(False)
         return image, mask, np.bool_(True)

@@ -23,21 +23,19 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from refinenet_tf import checkpoints
 from refinenet_tf.data.listfile import Sample, read_list_file
 from refinenet_tf.data.reader import SkipCounter, eval_dataset, reader_errors
 from refinenet_tf.description import ModelDescription
-from refinenet_tf.errors import DataError, parameter
+from refinenet_tf.errors import ConfigError, DataError, parameter
 from refinenet_tf.evaluate.crf import CRFParams, CRFPool
+from refinenet_tf.evaluate.gallery import Gallery
 from refinenet_tf.evaluate.metrics import ConfusionMatrix, InstanceStats, Scores
 from refinenet_tf.evaluate.outputs import check_unique_stems, image_stem, save_prediction
-from refinenet_tf.evaluate.predict import (
-    SINGLE_SCALE,
-    PredictOptions,
-    build_predictor_graph,
-    check_options,
-    restore_model,
-)
 from refinenet_tf.evaluate.report import Progress, results_dict
+from refinenet_tf.hardware import choose_precision
+from refinenet_tf.inference_graph import INPUT, build_inference_graph
+from refinenet_tf.models.prediction import SINGLE_SCALE, PredictOptions
 from refinenet_tf.sessions import new_session
 
 v1 = tf.compat.v1
@@ -60,6 +58,8 @@ class EvaluationResult:
     crf: Scores | None = None
     images: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
+    precision: str = "float32"  # what the network computed in
+    gallery: Gallery | None = None  # the worst and best images of the final predictions (report_images > 0)
 
 
 def read_instance_list(data_dir: str, list_path: str, samples: Sequence[Sample],
@@ -95,11 +95,13 @@ def load_instance_mask(path: str, shape: tuple[int, ...]) -> np.ndarray:
 class _Branch:
     """The scores of one kind of prediction (plain or CRF), and where its files go."""
 
-    def __init__(self, description: ModelDescription, instances: InstanceMasks | None, save_suffix: str):
+    def __init__(self, description: ModelDescription, instances: InstanceMasks | None, save_suffix: str,
+                 gallery: Gallery | None = None):
         self.confusion = ConfusionMatrix(description.num_classes)
         self.instances = InstanceStats(description.num_classes, instances.thing_classes) if instances else None
         self.palette = description.palette()
         self.save_suffix = save_suffix
+        self.gallery = gallery
 
     def add(self, labels: np.ndarray, predictions: np.ndarray, instance_ids: np.ndarray | None) -> None:
         self.confusion.update(labels, predictions)
@@ -113,13 +115,17 @@ class _Branch:
 def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescription,
              options: PredictOptions = SINGLE_SCALE, crf: CRFParams | None = None, crf_workers: int = 1,
              save_dir: str | None = None, instances: InstanceMasks | None = None, on_bad_sample: str = "fail",
-             threads: int | None = None, progress_stream: TextIO | None = None) -> EvaluationResult:
+             threads: int | None = None, progress_stream: TextIO | None = None,
+             precision: str = "float32", report_images: int = 0) -> EvaluationResult:
     """Score ``checkpoint`` on labeled ``samples``; with ``crf`` also after dense-CRF refinement.
 
     ``save_dir`` receives per image ``<stem>.png`` (index) and ``<stem>_colour.png`` (and
-    ``<stem>_crf.png``, ``<stem>_crf_colour.png`` with the CRF).
+    ``<stem>_crf.png``, ``<stem>_crf_colour.png`` with the CRF). The network runs as the Predictor's frozen
+    graph, in ``precision`` (float32, bfloat16 or auto). ``report_images`` k > 0 keeps thumbnails of the k worst
+    and k best images by their own mean IoU (of the CRF's predictions when there are some) in ``gallery``.
     """
-    check_options(options)
+    if report_images < 0:
+        raise ConfigError(f"{parameter('report_images')} must not be negative, got {report_images}")
     unlabeled = next((sample for sample in samples if sample.mask_path is None), None)
     if unlabeled is not None:
         raise DataError(f"{unlabeled.origin}: evaluation needs a mask for every image, this line has none")
@@ -132,15 +138,21 @@ def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescr
                                description.ignore_label, on_bad_sample, skips)
         iterator = v1.data.make_initializable_iterator(dataset)
         example = iterator.get_next()
-        tensors = build_predictor_graph(description, options.scales, options.fusion, options.flip,
-                                        image=example["raw"])
-        fetches = {"predictions": tensors.labels, "labels": example["label"][0], "path": example["path"]}
+        prefix = checkpoints.resolve_checkpoint(checkpoint)
+        precision = choose_precision(precision).precision
+        outputs, load = build_inference_graph(description, prefix, options, precision).import_into(
+            {INPUT: example["raw"]})
+        fetches = {"predictions": outputs["labels"], "labels": example["label"][0], "path": example["path"]}
         if crf is not None:
-            fetches.update(probabilities=tensors.probabilities, image=example["raw"][0])
-    plain = _Branch(description, instances, "")
-    refined = _Branch(description, instances, "_crf") if crf is not None else None
+            fetches.update(probabilities=outputs["probabilities"], image=example["raw"][0])
+        elif report_images:
+            fetches["image"] = example["raw"][0]
+    gallery = Gallery(report_images, description.palette()) if report_images else None
+    plain = _Branch(description, instances, "", gallery if crf is None else None)
+    refined = _Branch(description, instances, "_crf", gallery) if crf is not None else None
+    graph.finalize()
     with new_session(graph, threads, inter_op_threads=threads) as session:
-        prefix = restore_model(session, checkpoint)
+        load(session)
         session.run(iterator.initializer)
         with Progress(len(samples), "evaluating", stream=progress_stream) as progress:
             examples = _score_plain(_run_all(session, fetches), plain, instances, save_dir)
@@ -157,7 +169,7 @@ def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescr
     if progress.count == 0:
         raise DataError(f"{samples[0].list_path}: no image could be evaluated")
     return EvaluationResult(prefix, plain.scores(), refined.scores() if refined else None, progress.count,
-                            skips.reasons)
+                            skips.reasons, precision, gallery)
 
 
 def evaluation_results(result: EvaluationResult, description: ModelDescription, options: PredictOptions,
@@ -167,7 +179,7 @@ def evaluation_results(result: EvaluationResult, description: ModelDescription, 
     names = description.names()
     metadata = {"checkpoint": result.checkpoint, "data_list": data_list, "images": result.images,
                 "skipped": result.skipped, "scales": list(options.scales), "fusion": options.fusion,
-                "flip": options.flip}
+                "flip": options.flip, "precision": result.precision}
     if result.crf is None:
         return results_dict(result.plain, names, metadata)
     return {"plain": results_dict(result.plain, names), "crf": results_dict(result.crf, names),
@@ -198,6 +210,8 @@ def _score_plain(examples: Iterator[dict], plain: _Branch, instances: InstanceMa
 
 def _add(branch: _Branch, example: dict, predictions: np.ndarray, save_dir: str | None) -> None:
     branch.add(example["labels"], predictions, example["instances"])
+    if branch.gallery is not None:
+        branch.gallery.add(example["path"], example["image"], example["labels"], predictions)
     if save_dir is not None:
         save_prediction(save_dir, image_stem(example["path"]), predictions, branch.palette,
                         suffix=branch.save_suffix)

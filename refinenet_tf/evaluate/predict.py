@@ -1,95 +1,36 @@
-"""Full-resolution prediction graph (multi-scale, mirror averaging) and a checkpoint-backed Predictor.
+"""Prediction with a checkpoint: its model description, and the Predictor every command and the API use.
 
-Order of operations, the same for evaluation and inference:
-
-1. the RGB image (uint8 or float, ``[1,H,W,3]``, any size) is preprocessed inside the graph as the
-   model description says;
-2. for every scale the preprocessed input is resized bilinearly and run through the shared weights;
-3. the logits of every scale are resized bilinearly to the size of the scale-1.0 logits (output
-   stride 4) and fused element-wise by ``max`` (DeepLab) or ``mean`` (original RefineNet);
-4. the fused logits are resized bilinearly to the image size;
-5. with ``flip`` steps 2-4 also run on the mirrored image (in the same batch) and its image-size
-   logits, mirrored back, are averaged with the plain ones. Mirroring back at image size keeps the
-   two maps pixel-aligned whatever the image width;
-6. ``probabilities`` = softmax, ``labels`` = argmax.
-
-``logits_os`` is the scale-1.0 logits of the unmirrored image, before any resizing.
+The :class:`Predictor` runs the batch-norm-folded graph of :mod:`refinenet_tf.inference_graph` (in float32
+or bfloat16), with multi-scale fusion and mirroring inside the graph and one copy of the (folded) weights.
+The dense CRF and tiling work on its outputs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-import tensorflow as tf
 
-from refinenet_tf import checkpoints
 from refinenet_tf.defaults import DEFAULT_ARCH, NUM_CLASSES
 from refinenet_tf.description import ModelDescription, default_description, has_description, load_description
-from refinenet_tf.errors import ConfigError, DataError, DescriptionError, parameter
-from refinenet_tf.models.model import check_scales, multiscale_logits
-from refinenet_tf.sessions import new_session
+from refinenet_tf.errors import ConfigError, DescriptionError, parameter
+from refinenet_tf.hardware import choose_precision
+from refinenet_tf.inference_graph import GraphPredictor, build_inference_graph
+from refinenet_tf.models.prediction import SINGLE_SCALE, PredictOptions
 
-v1 = tf.compat.v1
-
-
-@dataclass(frozen=True)
-class PredictOptions:
-    """How to predict: input scales, how their logits are fused, and mirror averaging."""
-
-    scales: tuple[float, ...] = (1.0,)
-    fusion: str = "max"
-    flip: bool = False
-
-
-SINGLE_SCALE = PredictOptions()
-
-
-class PredictorTensors(NamedTuple):
-    """The graph's input and outputs for one image."""
-
-    image: tf.Tensor  # [1,H,W,3] RGB, uint8 or float in 0..255
-    labels: tf.Tensor  # [H,W] int32
-    probabilities: tf.Tensor  # [H,W,C] float32
-    logits_os: tf.Tensor  # [ceil(H/4),ceil(W/4),C] float32, scale 1.0, unmirrored, not resized
+_LOG = logging.getLogger(__name__)
+_OUTPUT_OF_FIELD = {"labels": "labels", "probabilities": "probabilities", "logits_os": "logits"}
 
 
 class Prediction(NamedTuple):
-    """NumPy results for one image."""
+    """NumPy results for one image; outputs that were not asked for are None."""
 
-    labels: np.ndarray
-    probabilities: np.ndarray
-    logits_os: np.ndarray
-
-
-def build_predictor_graph(description: ModelDescription, scales: Sequence[float] = (1.0,), fusion: str = "max",
-                          flip: bool = False, image: tf.Tensor | None = None) -> PredictorTensors:
-    """Build the prediction graph in the default graph; ``image`` defaults to a uint8 placeholder ``[1,H,W,3]``."""
-    if image is None:
-        image = v1.placeholder(tf.uint8, [1, None, None, 3], name="image")
-    check_options(PredictOptions(tuple(scales), fusion, flip))
-    others = list(scales)
-    others.remove(1.0)
-    scales = (1.0, *others)  # the scale-1.0 logits set the fusion size and are logits_os
-    inputs = description.preprocessing.apply(image)
-    if flip:
-        inputs = tf.concat([inputs, tf.reverse(inputs, axis=[2])], axis=0)
-    multiscale = multiscale_logits(inputs, description, scales=scales, fusion=fusion)
-    image_size = tf.shape(image)[1:3]
-    logits = tf.image.resize(multiscale.fused, image_size, method=tf.image.ResizeMethod.BILINEAR)
-    if flip:
-        logits = 0.5 * (logits[0] + tf.reverse(logits[1], axis=[1]))
-    else:
-        logits = logits[0]
-    return PredictorTensors(
-        image=image,
-        labels=tf.argmax(logits, axis=-1, output_type=tf.int32),
-        probabilities=tf.nn.softmax(logits, axis=-1),
-        logits_os=tf.cast(multiscale.per_scale[0][0], tf.float32),
-    )
+    labels: np.ndarray | None
+    probabilities: np.ndarray | None  # [H,W,C] float32 softmax
+    logits_os: np.ndarray | None  # [ceil(H/4),ceil(W/4),C] float32, scale 1.0, before resizing
 
 
 def description_for_checkpoint(checkpoint: str, arch: str | None = None, num_classes: int | None = None,
@@ -126,66 +67,30 @@ def description_for_checkpoint(checkpoint: str, arch: str | None = None, num_cla
     return description.replace(**changes) if changes else description
 
 
-def restore_model(session: v1.Session, checkpoint: str) -> str:
-    """Restore every model variable of the session's graph; returns the checkpoint prefix.
+class Predictor(GraphPredictor):
+    """A checkpoint ready to segment images, in its own graph and session; several can coexist.
 
-    Unlike training, nothing may stay uninitialised: a checkpoint without a trained decoder is refused.
-    """
-    with session.graph.as_default():
-        return checkpoints.restore_trained_model(session, checkpoint, v1.global_variables()).checkpoint
+    ``precision`` is float32 (the default: published numbers reproduce exactly), bfloat16, or auto
+    (bfloat16 where the hardware computes it, see :func:`refinenet_tf.hardware.choose_precision`).
 
-
-def check_options(options: PredictOptions) -> None:
-    """Refuse an unknown fusion, non-positive scales or scales without 1.0 (ConfigError)."""
-    check_scales(options.scales, options.fusion)
-    if 1.0 not in options.scales:
-        raise ConfigError(f"{parameter('scales')} must include 1.0 (its logits set the fusion size), got "
-                          f"{_listed(options.scales)}")
-
-
-class Predictor:
-    """A restored model in its own graph and session; several can coexist in one process.
-
-    >>> with Predictor("snapshots/") as predictor:
-    ...     prediction = predictor.predict(image_rgb)
+    >>> with Predictor("snapshots/", precision="auto") as predictor:
+    ...     labels = predictor.predict(image_rgb, ("labels",)).labels
     """
 
     def __init__(self, checkpoint: str, description: ModelDescription | None = None,
-                 options: PredictOptions = SINGLE_SCALE, threads: int | None = None):
-        check_options(options)
+                 options: PredictOptions = SINGLE_SCALE, threads: int | None = None, precision: str = "float32"):
         self.description = description if description is not None else description_for_checkpoint(checkpoint)
         self.options = options
-        self.graph = tf.Graph()
-        with self.graph.as_default():
-            self.tensors = build_predictor_graph(self.description, options.scales, options.fusion, options.flip)
-        self.graph.finalize()
-        self.session = new_session(self.graph, threads, inter_op_threads=threads)
-        try:
-            self.checkpoint = restore_model(self.session, checkpoint)
-        except BaseException:
-            self.close()
-            raise
+        self.precision = choose_precision(precision)
+        _LOG.info("predicting in %s", self.precision)
+        graph = build_inference_graph(self.description, checkpoint, options, self.precision.precision)
+        self.checkpoint = graph.checkpoint
+        super().__init__(graph, threads, inter_op_threads=threads)
 
-    def predict(self, image_rgb: np.ndarray) -> Prediction:
-        """Labels, softmax probabilities and stride-4 logits for one uint8 ``H x W x 3`` RGB image."""
-        image_rgb = np.asarray(image_rgb)
-        if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
-            raise DataError(f"expected a uint8 HxWx3 RGB image, got {image_rgb.dtype} {image_rgb.shape}")
-        labels, probabilities, logits_os = self.session.run(
-            [self.tensors.labels, self.tensors.probabilities, self.tensors.logits_os],
-            feed_dict={self.tensors.image: image_rgb[np.newaxis]})
-        return Prediction(labels, probabilities, logits_os)
-
-    def close(self) -> None:
-        """Release the session (the predictor is unusable afterwards)."""
-        self.session.close()
-
-    def __enter__(self) -> Predictor:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-
-def _listed(scales: Sequence[float]) -> str:
-    return ",".join(f"{scale:g}" for scale in scales)
+    def predict(self, image_rgb: np.ndarray, outputs: Sequence[str] = tuple(_OUTPUT_OF_FIELD)) -> Prediction:
+        """Labels, softmax probabilities and stride-4 logits (those asked for) of one uint8 HxWx3 RGB image."""
+        unknown = sorted(set(outputs) - set(_OUTPUT_OF_FIELD))
+        if unknown:
+            raise ConfigError(f"unknown outputs {unknown}; choose from: {', '.join(_OUTPUT_OF_FIELD)}")
+        results = super().predict(image_rgb, tuple(_OUTPUT_OF_FIELD[field] for field in outputs))
+        return Prediction(*(results.get(_OUTPUT_OF_FIELD[field]) for field in Prediction._fields))

@@ -16,6 +16,10 @@ from refinenet_tf.files import write_text_atomically
 
 NOT_AVAILABLE = "n/a"
 NAME_WIDTH = 24
+# The dataset-level scores in report order: (label, Scores attribute and results.json key); nIoU may be absent.
+SUMMARY_SCORES = (("mean IoU", "mean_iou"), ("pixel accuracy", "pixel_accuracy"),
+                  ("mean class accuracy", "mean_class_accuracy"),
+                  ("frequency-weighted IoU", "frequency_weighted_iou"), ("mean nIoU", "mean_niou"))
 
 
 def _names(scores: Scores, class_names: Sequence[str] | None) -> list[str]:
@@ -26,13 +30,15 @@ def _names(scores: Scores, class_names: Sequence[str] | None) -> list[str]:
     return list(class_names)
 
 
-def _percent(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """A fraction as a percentage with two decimals, or n/a."""
     if value is None or math.isnan(value):
         return NOT_AVAILABLE
     return f"{100.0 * value:.2f}"
 
 
-def _change(before: float | None, after: float | None) -> str:
+def change(before: float | None, after: float | None) -> str:
+    """The signed difference of two fractions in percentage points, or n/a."""
     if before is None or after is None or math.isnan(before) or math.isnan(after):
         return NOT_AVAILABLE
     return f"{100.0 * (after - before):+.2f}"
@@ -44,15 +50,7 @@ def _row(cells: Sequence[str], width: int = 10) -> str:
 
 def _summary(scores: Scores) -> list[tuple[str, float]]:
     """The dataset-level numbers in report order; nIoU only when it was computed."""
-    rows = [
-        ("mean IoU", scores.mean_iou),
-        ("pixel accuracy", scores.pixel_accuracy),
-        ("mean class accuracy", scores.mean_class_accuracy),
-        ("frequency-weighted IoU", scores.frequency_weighted_iou),
-    ]
-    if scores.mean_niou is not None:
-        rows.append(("mean nIoU", scores.mean_niou))
-    return rows
+    return [(label, getattr(scores, key)) for label, key in SUMMARY_SCORES if getattr(scores, key) is not None]
 
 
 def format_results(scores: Scores, class_names: Sequence[str] | None = None) -> str:
@@ -61,12 +59,12 @@ def format_results(scores: Scores, class_names: Sequence[str] | None = None) -> 
     header = ["class (%)", "IoU", "accuracy"] + (["nIoU"] if scores.class_niou is not None else [])
     lines = [_row(header)]
     for index, name in enumerate(names):
-        cells = [name, _percent(scores.class_iou[index]), _percent(scores.class_accuracy[index])]
+        cells = [name, percent(scores.class_iou[index]), percent(scores.class_accuracy[index])]
         if scores.class_niou is not None:
-            cells.append(_percent(scores.class_niou[index]))
+            cells.append(percent(scores.class_niou[index]))
         lines.append(_row(cells))
     lines.append("-" * len(lines[0]))
-    lines += [_row([label, _percent(value)]) for label, value in _summary(scores)]
+    lines += [_row([label, percent(value)]) for label, value in _summary(scores)]
     return "\n".join(lines)
 
 
@@ -78,12 +76,12 @@ def format_comparison(plain: Scores, crf: Scores, class_names: Sequence[str] | N
     lines = [_row(["class IoU (%)", "plain", "CRF", "change"])]
     for index, name in enumerate(names):
         before, after = plain.class_iou[index], crf.class_iou[index]
-        lines.append(_row([name, _percent(before), _percent(after), _change(before, after)]))
+        lines.append(_row([name, percent(before), percent(after), change(before, after)]))
     lines.append("-" * len(lines[0]))
     after_rows = dict(_summary(crf))
     for label, before in _summary(plain):
         after = after_rows.get(label)
-        lines.append(_row([label, _percent(before), _percent(after), _change(before, after)]))
+        lines.append(_row([label, percent(before), percent(after), change(before, after)]))
     return "\n".join(lines)
 
 

@@ -29,12 +29,21 @@ from refinenet_tf.models.layers import DEFAULT_BATCH_NORM_DECAY
 from refinenet_tf.models.model import FUSIONS, MultiScaleLogits, build_model, multiscale_logits
 from refinenet_tf.sessions import session_config
 from refinenet_tf.train import distributed
-from refinenet_tf.train.losses import multiscale_loss, pixel_cross_entropy, weight_decay_loss
+from refinenet_tf.train.class_weights import check_choice as check_class_weights
+from refinenet_tf.train.loss_setup import choose_loss
+from refinenet_tf.train.losses import (
+    check_loss_settings,
+    multiscale_loss,
+    pixel_cross_entropy,
+    weight_decay_loss,
+)
 from refinenet_tf.train.memory import check_fits_in_memory
 from refinenet_tf.train.optimizer import build_train_ops, variable_name
 from refinenet_tf.train.precision import check_precision, loss_scale, model_precision
 from refinenet_tf.train.schedule import make_schedule
 from refinenet_tf.train.summaries import comparison_summary
+from refinenet_tf.train.validation import build_validation
+from refinenet_tf.train.validation import check_settings as check_validation
 
 v1 = tf.compat.v1
 _LOG = logging.getLogger(__name__)
@@ -78,6 +87,17 @@ class TrainConfig:
     fusion: str = "max"
     devices: str = distributed.ALL_DEVICES  # --devices; with TF_CONFIG set, several machines
     precision: str = "float32"  # compute type: float32, float16 or bfloat16 (variables stay float32)
+    # class-balanced training: see refinenet_tf/train/losses.py and class_weights.py
+    loss: str = defaults.LOSS  # cross-entropy, ohem or focal
+    class_weights: str | None = None  # None, inverse-frequency, median-frequency or a weights file
+    ohem_keep: float = defaults.OHEM_KEEP  # fraction of a batch's labelled pixels OHEM keeps
+    ohem_min_kept: int = defaults.OHEM_MIN_KEPT  # ... but at least this many
+    focal_gamma: float = defaults.FOCAL_GAMMA
+    # validation during training: see refinenet_tf/train/validation.py
+    val_list: str | None = None  # held-out list scored at single scale while training
+    val_data_dir: str | None = None  # the folder its paths are relative to (default: data_dir)
+    val_every: int | None = None  # steps between validations (default: save_pred_every)
+    keep_best: bool = False  # keep the weights with the best validation mean IoU in snapshot_dir/best
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "num_steps", "save_pred_every", "log_every", "grad_update_every"):
@@ -94,6 +114,9 @@ class TrainConfig:
         self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
         self.scales = tuple(float(scale) for scale in self.scales)
         check_precision(self.precision)
+        check_loss_settings(self.loss, self.ohem_keep, self.ohem_min_kept, self.focal_gamma)
+        self.class_weights = check_class_weights(self.class_weights)
+        check_validation(self.val_list, self.val_data_dir, self.val_every, self.keep_best)
 
 
 @dataclass(frozen=True)
@@ -137,6 +160,7 @@ class Trainer:
             self._check_snapshot_description()
         elif config.restore_from:
             checkpoints.resolve_checkpoint(config.restore_from)
+        self.loss = choose_loss(config, self._resume_from)
         self.graph = tf.Graph()
         with self.graph.as_default():
             threads = session_config(config.threads, inter_op_threads=config.threads)
@@ -157,6 +181,8 @@ class Trainer:
         with v1.Session(placement.target, graph=self.graph, config=placement.session_config) as session, \
                 self._stop_on_signals():
             step = self._initialise(session)
+            if placement.is_chief:
+                self.loss.save(config.snapshot_dir)
             last_snapshot, loss = self._resume_from, None
             if not self._resume_from and placement.is_chief:
                 # the starting weights as model.ckpt-0: what DeepLab's scripts name after one step, and a
@@ -189,6 +215,8 @@ class Trainer:
                         last_snapshot = checkpoints.save_snapshot(parts.saver, session, config.snapshot_dir, step,
                                                                   config.description)
                         _LOG.info("saved %s", last_snapshot)
+                    if self._validation is not None and placement.is_chief and not self._stop_reason:
+                        self._validation.after_step(session, step, writer)
                     if self._stop_reason:
                         _LOG.info("%s: stopped at step %d; run the same command to resume", self._stop_reason, step)
                         break
@@ -245,6 +273,7 @@ class Trainer:
             initialise = tf.group(v1.global_variables_initializer(), v1.local_variables_initializer(),
                                   step.input_initializer)
             sync_replicas = distributed.copy_first_to_all(placement, saver_variables)
+        self._validation = build_validation(config, placement.replicas, model_variables)
         return _GraphParts(global_step, step.loss, learning_rate, step.train_ops, scalar_summary,
                            image_summary, model_variables, saver_variables, saver, initialise, sync_replicas)
 
@@ -264,7 +293,7 @@ class Trainer:
                                      train_batch_norm=config.train_batch_norm,
                                      batch_norm_decay=config.batch_norm_decay, dropout_seed=dropout_seed).logits
             logits = tf.cast(logits, tf.float32)
-            return logits, pixel_cross_entropy(logits, labels, description.num_classes)
+            return logits, pixel_cross_entropy(logits, labels, description.num_classes, self.loss.settings)
         with model_precision(config.precision):
             outputs: MultiScaleLogits = multiscale_logits(images, description, config.scales, config.fusion,
                                                           dropout=config.dropout,
@@ -273,7 +302,7 @@ class Trainer:
                                                           dropout_seed=dropout_seed)
         outputs = MultiScaleLogits(tf.cast(outputs.fused, tf.float32),
                                    tuple(tf.cast(logits, tf.float32) for logits in outputs.per_scale))
-        return outputs.fused, multiscale_loss(outputs, labels, description.num_classes)
+        return outputs.fused, multiscale_loss(outputs, labels, description.num_classes, self.loss.settings)
 
     # --- session ----------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from refinenet_tf.cli import main as cli_main
 from refinenet_tf.data.class_table import read_class_table
 from refinenet_tf.data.synthetic import SYNTHETIC_CLASSES
 from refinenet_tf.demo import CAPTION_HEIGHT, COLUMNS, MARGIN, PANEL_SIDE, DemoPaths
+from tests.support.browser import inspect_page, screenshot
 
 pytestmark = pytest.mark.slow  # the demo, end to end
 
@@ -107,6 +109,24 @@ def test_comparison_picture_shows_image_truth_and_prediction_per_row(demo_run):
     assert published.read_bytes() == Path(paths.comparison).read_bytes()
 
 
+def test_the_report_opens_in_a_browser_with_every_section_and_picture(demo_run, tmp_path):
+    paths, stdout, _ = demo_run
+    index = Path(paths.report, "index.html")
+    assert str(index) in stdout
+    found = inspect_page(index, tmp_path)
+    assert {"run", "scores", "classes", "confusion", "gallery", "worst", "best", "results-link"} <= set(found["ids"])
+    # charts, then image | truth | prediction | errors for the 5 worst and 5 best of the 5 validation images
+    assert len(found["images"]) == 2 + 2 * QUICK_VAL_IMAGES * 4
+    assert [image["src"] for image in found["images"] if not image["loaded"]] == []
+    assert found["scripts"] == 0 and "../results.json" in found["urls"]
+    assert not [url for url in found["urls"] if "//" in url]  # nothing remote
+    picture = screenshot(index, tmp_path)
+    grey = picture.mean(axis=2)
+    assert (grey < 245).mean() > 0.05 and grey.std() > 30, "the page rendered blank"
+    for colour in SYNTHETIC_CLASSES.colours:  # every class colour is painted (legends, bars, thumbnails)
+        assert np.all(picture == colour, axis=2).sum() >= 100, colour
+
+
 def test_snapshot_description_carries_the_class_table(demo_run):
     paths, _, _ = demo_run
     description = json.loads(Path(paths.snapshots, "model.json").read_text())
@@ -129,3 +149,12 @@ def test_bad_flags_give_a_one_line_error(tmp_path, capsys, flags, message):
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and message in error and "\n" not in error
     assert not any(tmp_path.iterdir())
+
+
+def test_without_matplotlib_the_demo_says_so_and_writes_no_report(tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert cli_main(["demo", "--quick", "--num-steps", "1", "--output-dir", str(tmp_path), "--threads", "2"]) == 0
+    assert 'no HTML report without matplotlib: pip install "refinenet_tf[report]"' in caplog.messages
+    paths = DemoPaths(str(tmp_path))
+    assert Path(paths.results).is_file() and not Path(paths.report).exists()

@@ -6,17 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from refinenet_tf import checkpoints as checkpoint_files
 from refinenet_tf.errors import CheckpointError, ConfigError, DataError, DescriptionError
-from refinenet_tf.evaluate.predict import (
-    Prediction,
-    PredictOptions,
-    Predictor,
-    build_predictor_graph,
-    check_options,
-    description_for_checkpoint,
-    restore_model,
-)
-from refinenet_tf.sessions import new_session
+from refinenet_tf.evaluate.predict import Prediction, Predictor, description_for_checkpoint
+from refinenet_tf.models.prediction import PredictOptions, build_predictor_graph
 from tests.support.model_factory import CONSTANT_LOGITS, NUM_CLASSES, write_checkpoints
 
 HEIGHT, WIDTH = 37, 45  # not multiples of 4: the logits are ceil(H/4) x ceil(W/4)
@@ -34,25 +27,28 @@ def image():
 
 
 class Variants:
-    """Several prediction graphs sharing one set of restored weights, fed the same placeholder."""
+    """One Predictor per way of predicting, all on the same checkpoint."""
 
     def __init__(self, checkpoint: str, variants: dict[str, PredictOptions]):
-        self.description = description_for_checkpoint(checkpoint)
-        graph = tf.Graph()
-        with graph.as_default():
-            self.image = v1.placeholder(tf.uint8, [1, None, None, 3])
-            self.tensors = {}
-            for index, (name, options) in enumerate(variants.items()):
-                with v1.variable_scope(v1.get_variable_scope(), reuse=True if index else None):
-                    self.tensors[name] = build_predictor_graph(self.description, options.scales, options.fusion,
-                                                               options.flip, image=self.image)
-        self.session = new_session(graph, threads=2, inter_op_threads=2)
-        restore_model(self.session, checkpoint)
+        self.predictors = {name: Predictor(checkpoint, options=options, threads=2) for name, options in variants.items()}
 
     def predict(self, name: str, image: np.ndarray) -> Prediction:
-        tensors = self.tensors[name]
-        return Prediction(*self.session.run([tensors.labels, tensors.probabilities, tensors.logits_os],
-                                            feed_dict={self.image: image[np.newaxis]}))
+        return self.predictors[name].predict(image)
+
+    def close(self) -> None:
+        for predictor in self.predictors.values():
+            predictor.close()
+
+
+def variable_graph_prediction(checkpoint: str, options: PredictOptions, image: np.ndarray) -> Prediction:
+    """The prediction of the plain variable graph (no folding), the reference for the Predictor."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tensors = build_predictor_graph(description_for_checkpoint(checkpoint), options)
+        with v1.Session(graph=graph) as session:
+            checkpoint_files.restore(session, checkpoint, v1.global_variables())
+            return Prediction(*session.run([tensors.labels, tensors.probabilities, tensors.logits_os],
+                                           {tensors.image: image[None]}))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +59,7 @@ def constant(checkpoints):
         "mean_flip": PredictOptions((0.5, 1.0), "mean", flip=True),
     })
     yield variants
-    variants.session.close()
+    variants.close()
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +73,7 @@ def random_model(checkpoints):
         "two_scales_mean": PredictOptions((1.0, 0.5), "mean"),
     })
     yield variants
-    variants.session.close()
+    variants.close()
 
 
 def _softmax(logits) -> np.ndarray:
@@ -140,15 +136,21 @@ def test_flip_really_mirrors(random_model, image):
     np.testing.assert_array_equal(flipped_of_mirror.labels, flipped.labels[:, ::-1])
 
 
-def test_predictor_restores_and_several_coexist(checkpoints, random_model, constant, image):
+def test_predictor_equals_the_variable_graph_and_several_coexist(checkpoints, constant, image):
     with Predictor(checkpoints[0], options=PredictOptions(flip=True), threads=1) as first, \
             Predictor(checkpoints[1]) as second:
         assert first.description.num_classes == NUM_CLASSES
         assert first.checkpoint.endswith("model.ckpt-1")
-        np.testing.assert_allclose(first.predict(image).probabilities,
-                                   random_model.predict("flip", image).probabilities, rtol=1e-5, atol=1e-6)
+        expected = variable_graph_prediction(checkpoints[0], PredictOptions(flip=True), image)
+        result = first.predict(image)
+        span = float(np.ptp(expected.logits_os))
+        np.testing.assert_allclose(result.logits_os, expected.logits_os, atol=1e-5 * span, rtol=0)
+        np.testing.assert_allclose(result.probabilities, expected.probabilities, rtol=1e-5, atol=1e-6)
+        only_labels = first.predict(image, ("labels",))
+        assert only_labels.probabilities is None and only_labels.logits_os is None
+        np.testing.assert_array_equal(only_labels.labels, result.labels)
         np.testing.assert_array_equal(second.predict(image).labels, constant.predict("single", image).labels)
-        with pytest.raises(DataError, match="uint8 HxWx3"):
+        with pytest.raises(DataError, match=r"uint8 RGB image of shape \(H, W, 3\)"):
             first.predict(image.astype(np.float32))
 
 
@@ -173,6 +175,8 @@ def test_missing_checkpoint_and_bad_options_are_refused(checkpoints, tmp_path):
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         Predictor(str(tmp_path / "model.ckpt-9"), description_for_checkpoint(checkpoints[0]))
     with pytest.raises(ConfigError, match="must include 1.0"):
-        check_options(PredictOptions((0.5, 0.75)))
+        PredictOptions((0.5, 0.75))
     with pytest.raises(ConfigError, match="fusion must be one of max, mean, got 'median'"):
-        check_options(PredictOptions(fusion="median"))
+        PredictOptions(fusion="median")
+    with pytest.raises(ConfigError, match="scales must be positive numbers"):
+        PredictOptions((1.0, -0.5))

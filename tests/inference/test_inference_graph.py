@@ -1,4 +1,5 @@
-"""The frozen, batch-norm-folded inference graph against the variable graph, and the benchmark scripts."""
+"""The batch-norm-folded inference graph (frozen and with loaded variables) against the variable graph, bfloat16,
+and the benchmark scripts."""
 
 import re
 import subprocess
@@ -9,9 +10,14 @@ import pytest
 import tensorflow as tf
 
 from refinenet_tf.description import default_description
-from refinenet_tf.errors import ConfigError, DataError
-from refinenet_tf.evaluate.predict import build_predictor_graph
-from refinenet_tf.inference_graph import FrozenPredictor, build_inference_graph
+from refinenet_tf.errors import CheckpointError, ConfigError, DataError
+from refinenet_tf.inference_graph import (
+    CONVOLUTIONS_ONLY,
+    GraphPredictor,
+    InferenceGraph,
+    build_inference_graph,
+)
+from refinenet_tf.models.prediction import PredictOptions, build_predictor_graph
 
 v1 = tf.compat.v1
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
@@ -66,40 +72,73 @@ def assert_labels_match_except_ties(labels, expected_labels, probabilities, tole
 def test_folded_graph_equals_variable_graph(arch, saved_model):
     description = default_description(arch, NUM_CLASSES)
     image, expected, checkpoint = saved_model(arch)
-    graph_def = build_inference_graph(description, checkpoint)
+    inference_graph = build_inference_graph(description, checkpoint)
+    graph_def = inference_graph.frozen()
 
     ops = [node.op for node in graph_def.node]
-    assert not any(op.startswith("FusedBatchNorm") for op in ops)
+    assert not any(op.startswith("FusedBatchNorm") for op in ops) and "Placeholder" in ops  # the image only
     assert sum(node.name.endswith("/folded_biases") for node in graph_def.node) > 10
-    with FrozenPredictor(graph_def, threads=2) as predictor:
-        result = predictor.predict(image)
-
     span = np.ptp(expected["logits"])
     assert span > 0
-    np.testing.assert_allclose(result["logits"], expected["logits"], atol=1e-4 * span, rtol=0)
-    np.testing.assert_allclose(result["probabilities"], expected["probabilities"], atol=1e-4 * span)
-    assert result["labels"].shape == IMAGE_SIZE and result["labels"].dtype == np.int32
-    assert_labels_match_except_ties(result["labels"], expected["labels"], expected["probabilities"], 1e-3)
+    for model in (graph_def, inference_graph):  # constants (an export) and weights loaded into variables
+        with GraphPredictor(model, threads=2) as predictor:
+            result = predictor.predict(image)
+        np.testing.assert_allclose(result["logits"], expected["logits"], atol=1e-4 * span, rtol=0)
+        np.testing.assert_allclose(result["probabilities"], expected["probabilities"], atol=1e-4 * span)
+        assert result["labels"].shape == IMAGE_SIZE and result["labels"].dtype == np.int32
+        assert_labels_match_except_ties(result["labels"], expected["labels"], expected["probabilities"], 1e-3)
 
-@pytest.mark.slow  # freezes a model twice
+
+def test_prediction_keeps_one_copy_of_the_weights(saved_model):
+    description = default_description("lw-refinenet-mobilenetv2", NUM_CLASSES)
+    _, _, checkpoint = saved_model("lw-refinenet-mobilenetv2")
+    reader = tf.train.load_checkpoint(checkpoint)
+    parameters = sum(reader.get_tensor(name).size for name in reader.get_variable_to_shape_map())
+    inference_graph = build_inference_graph(description, checkpoint, PredictOptions((1.0, 0.5), flip=True))
+    assert isinstance(inference_graph, InferenceGraph)
+    stored = sum(int(np.prod(weight.shape)) for weight in inference_graph.weights.values())
+    assert stored < parameters  # folded: no batch-norm statistics, and one copy for both scales
+    with GraphPredictor(inference_graph) as predictor:
+        constants = [op for op in predictor.graph.get_operations() if op.type == "Const"]
+        constant_bytes = sum(op.get_attr("value").ByteSize() for op in constants)
+        handles = [op for op in predictor.graph.get_operations() if op.type == "VarHandleOp"]
+        variable_elements = sum(int(np.prod(tf.TensorShape(op.get_attr("shape")).as_list())) for op in handles)
+    assert constant_bytes < 0.01 * 4 * parameters, constant_bytes  # the weights are not in the graph...
+    assert variable_elements == stored  # ... but in variables, once
+
+@pytest.mark.slow  # freezes a model three times
 def test_bfloat16_graph_stays_close_to_float32(saved_model):
     description = default_description("lw-refinenet-mobilenetv2", NUM_CLASSES)
     image, expected, checkpoint = saved_model("lw-refinenet-mobilenetv2")
-    graph_def = build_inference_graph(description, checkpoint, precision="bfloat16")
-    conv_types = {node.attr["T"].type for node in graph_def.node if node.op in ("Conv2D", "DepthwiseConv2dNative")}
-    assert conv_types == {tf.bfloat16.as_datatype_enum}
-    with FrozenPredictor(graph_def) as predictor:
-        result = predictor.predict(image)
-    difference = np.abs(result["logits"] - expected["logits"]).max()
-    assert 0 < difference < 0.05 * np.ptp(expected["logits"])  # rounded, yet close
-    assert np.mean(result["labels"] == expected["labels"]) > 0.9
+    bfloat16 = tf.bfloat16.as_datatype_enum
+    chained = build_inference_graph(description, checkpoint, precision="bfloat16")
+    per_convolution = build_inference_graph(description, checkpoint, precision="bfloat16",
+                                            bfloat16_ops=CONVOLUTIONS_ONLY)
+    for model in (chained, per_convolution):
+        nodes = model.graph_def.node
+        assert {node.attr["T"].type for node in nodes if node.op in ("Conv2D", "DepthwiseConv2dNative")} == {bfloat16}
+        assert all(weight.dtype == tf.bfloat16 for name, weight in model.weights.items() if "folded_weights" in name)
+    casts = {name: sum(node.op == "Cast" for node in model.graph_def.node)
+             for name, model in (("chained", chained), ("per_convolution", per_convolution))}
+    convolutions = sum(node.op in ("Conv2D", "DepthwiseConv2dNative") for node in chained.graph_def.node)
+    assert casts["chained"] < 0.5 * convolutions < casts["per_convolution"], casts  # activations stay bfloat16
+    assert {node.attr["T"].type for node in chained.graph_def.node if node.op in ("Relu6", "AddV2")} == {bfloat16}
+    for model in (chained, per_convolution):
+        with GraphPredictor(model) as predictor:
+            result = predictor.predict(image)
+        difference = np.abs(result["logits"] - expected["logits"]).max()
+        assert 0 < difference < 0.05 * np.ptp(expected["logits"])  # rounded, yet close
+        assert np.mean(result["labels"] == expected["labels"]) > 0.9
 
 
-def test_bad_inputs_give_clear_errors(tmp_path):
+def test_bad_inputs_give_clear_errors(saved_model):
     description = default_description("lw-refinenet-mobilenetv2", NUM_CLASSES)
+    _, _, checkpoint = saved_model("lw-refinenet-mobilenetv2")
     with pytest.raises(ConfigError, match="precision"):
-        build_inference_graph(description, precision="float16")
-    with FrozenPredictor(build_inference_graph(description)) as predictor:
+        build_inference_graph(description, checkpoint, precision="float16")
+    with pytest.raises(CheckpointError, match=r"clf_conv/biases has shape \[5\] .* has 5 classes, the model 6 \(num_classes\)$"):
+        build_inference_graph(default_description("lw-refinenet-mobilenetv2", NUM_CLASSES + 1), checkpoint)
+    with GraphPredictor(build_inference_graph(description, checkpoint)) as predictor:
         with pytest.raises(DataError, match="uint8 RGB"):
             predictor.predict(np.zeros((8, 8), np.uint8))
         with pytest.raises(ConfigError, match="unknown outputs"):

@@ -241,7 +241,7 @@ def test_num_classes_disagreeing_with_the_restored_checkpoint(trained):
     with tf.Graph().as_default():
         build_model(v1.placeholder(tf.float32, [1, SIZE, SIZE, 3]), default_description(ARCH, NUM_CLASSES + 2))
         with v1.Session() as session, pytest.raises(CheckpointError) as error:
-            checkpoints.restore(session, snapshot, v1.global_variables())
+            checkpoints.initialise_from(session, snapshot, v1.global_variables())
     assert str(error.value).startswith(snapshot) and "not_restore_last" in str(error.value)
     assert f"the checkpoint has {NUM_CLASSES} classes, the model {NUM_CLASSES + 2} (num_classes)" in str(error.value)
 

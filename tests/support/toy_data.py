@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -30,14 +31,15 @@ def render(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray,
 
 
 def write_dataset(root, count: int = 24, size: tuple[int, int] = (64, 64), seed: int = 0,
-                  list_name: str = "train.txt") -> str:
-    """Write ``count`` pairs under ``root/{images,labels}`` and a DeepLab list file; returns the list path."""
+                  list_name: str = "train.txt", draw: Callable = render) -> str:
+    """Write ``count`` pairs made by ``draw`` under ``root/{images,labels}`` and a DeepLab list file; returns the
+    list path."""
     rng = np.random.default_rng(seed)
     os.makedirs(os.path.join(root, "images"), exist_ok=True)
     os.makedirs(os.path.join(root, "labels"), exist_ok=True)
     lines = []
     for index in range(count):
-        image, mask = render(rng, size)
+        image, mask = draw(rng, size)
         Image.fromarray(image).save(os.path.join(root, "images", f"{index:03d}.png"))
         Image.fromarray(mask, mode="L").save(os.path.join(root, "labels", f"{index:03d}.png"))
         lines.append(f"/images/{index:03d}.png /labels/{index:03d}.png\n")
