@@ -22,13 +22,15 @@ from refinenet_tf.data.class_table import ClassTable, read_class_table
 from refinenet_tf.data.images import load_image
 from refinenet_tf.data.layouts import prepare_dataset
 from refinenet_tf.data.listfile import read_list_file
-from refinenet_tf.defaults import DEFAULT_ARCH, NUM_CLASSES, REPORT_IMAGES, SNAPSHOT_DIR
+from refinenet_tf.defaults import DEFAULT_ARCH, NUM_CLASSES, REPORT_IMAGES, SNAPSHOT_DIR, TILE_OVERLAP
 from refinenet_tf.description import ModelDescription, default_description, has_description, load_description
 from refinenet_tf.errors import CheckpointError, ConfigError, DataError
 from refinenet_tf.evaluate.evaluator import evaluate, evaluation_results
 from refinenet_tf.evaluate.html_report import check_report, write_report
 from refinenet_tf.evaluate.predict import Predictor
 from refinenet_tf.evaluate.report import write_results_json
+from refinenet_tf.evaluate.segment import labels_of
+from refinenet_tf.evaluate.tiling import check_overlap, check_tile_setting
 from refinenet_tf.export import BFLOAT16_FORMATS, export_model
 from refinenet_tf.hardware import choose_precision
 from refinenet_tf.models.prediction import PredictOptions
@@ -157,16 +159,21 @@ class RefineNet:
     # --- deploy -------------------------------------------------------------------------------------------
 
     def deploy(self, image=None, image_file: str | None = None, output_file: str | None = None,
-               scales: Sequence[float] = (1.0,), fusion: str = "max", flip: bool = False) -> np.ndarray:
+               scales: Sequence[float] = (1.0,), fusion: str = "max", flip: bool = False, tile=None,
+               tile_overlap: float = TILE_OVERLAP) -> np.ndarray:
         """Segment one image: ``image`` (HxWx3 uint8 RGB array or PIL image) or ``image_file``.
 
         Returns the HxW int32 class-index mask; ``output_file`` also receives it painted in the model's
         class colours (PNG). ``scales``, ``fusion`` and ``flip`` select multi-scale / mirrored prediction.
+        ``tile=(height, width)`` (multiples of 32) predicts in overlapping windows sharing ``tile_overlap`` of a
+        tile, blended, so memory follows the tile; ``tile='auto'`` tiles only an image too large for memory.
         """
         if (image is None) == (image_file is None):
             raise ConfigError("deploy() needs exactly one of image= (array or PIL image) and image_file=")
+        check_tile_setting(tile)
+        check_overlap(tile_overlap)
         rgb = load_image(image_file) if image_file is not None else _as_rgb(image)
-        labels = self._predictor(tuple(scales), fusion, flip).predict(rgb, ("labels",)).labels
+        labels, _ = labels_of(self._predictor(tuple(scales), fusion, flip), rgb, tile, tile_overlap)
         if output_file is not None:
             try:
                 Image.fromarray(colourise(labels, self.description.palette())).save(output_file)
@@ -178,13 +185,15 @@ class RefineNet:
 
     def eval(self, dataset: str, output_file: str | None = None, data_dir: str | None = None,
              split: str | None = None, scales: Sequence[float] = (1.0,), fusion: str = "max", flip: bool = False,
-             save_dir: str | None = None, report: str | None = None, report_images: int = REPORT_IMAGES) -> dict:
+             save_dir: str | None = None, report: str | None = None, report_images: int = REPORT_IMAGES,
+             tile=None, tile_overlap: float = TILE_OVERLAP) -> dict:
         """Score the model on a labelled ``dataset`` (as in :meth:`train`; default split val, then test).
 
         Returns the results dict (per-class and mean IoU, accuracies, confusion matrix), also written
         to ``output_file`` as JSON when given; ``save_dir`` receives the predicted masks. ``report`` is a
         folder for the HTML report (``index.html``, charts, the ``report_images`` worst and best images;
-        needs matplotlib), which links ``output_file`` or writes its own results.json.
+        needs matplotlib), which links ``output_file`` or writes its own results.json. ``tile`` and
+        ``tile_overlap`` as in :meth:`deploy`.
         """
         checkpoint = self._require_checkpoint("eval")
         data = self._dataset(dataset, data_dir, split, EVAL_SPLITS, "eval")
@@ -193,7 +202,8 @@ class RefineNet:
         if report is not None:
             check_report(report, writes_results=output_file is None)
         result = evaluate(checkpoint, samples, self.description, options, save_dir=save_dir, threads=self.threads,
-                          precision=self.precision, report_images=report_images if report is not None else 0)
+                          precision=self.precision, report_images=report_images if report is not None else 0,
+                          tile=tile, tile_overlap=tile_overlap)
         results = evaluation_results(result, self.description, options, data.list_path)
         if output_file is not None:
             write_results_json(output_file, results)

@@ -45,5 +45,11 @@ FOCAL_GAMMA = 2.0  # Lin et al., "Focal Loss for Dense Object Detection" (2017):
 CLASS_FREQUENCIES_FILE = "class_frequencies.json"  # beside the snapshots: pixel counts of the training masks
 TRAINING_RECORD_FILE = "training.json"  # beside the snapshots: the loss settings and class weights used
 
+# Tiled prediction (--tile, --tile-overlap)
+TILE_OVERLAP = 0.25  # neighbouring windows share a quarter of the tile, as mmsegmentation's sliding window
+# --tile auto predicts the whole image while the estimated activations of its prediction graph (every float
+# tensor it computes, an overestimate: prediction frees most early) stay within this share of the RAM.
+AUTO_TILE_MEMORY_FRACTION = 0.25
+
 # The HTML evaluation report (--report)
 REPORT_IMAGES = 6  # the report shows this many worst and this many best images

@@ -11,9 +11,12 @@ format                    file                             input -> outputs
 ``saved_model``           the folder itself                signature ``serving_default``: ``image`` uint8
                                                            [H,W,3] -> ``labels`` int32 [H,W],
                                                            ``probabilities`` float32 [H,W,C]
-``frozen``                ``model.pb`` (binary GraphDef)   node ``image`` uint8 [1,H,W,3] -> nodes
+``frozen``                ``model.pb`` (binary GraphDef)   node ``image`` uint8 [N,H,W,3] -> nodes
                                                            ``labels``, ``probabilities``, ``logits``
-                                                           (stride-4 logits [ceil(H/4),ceil(W/4),C])
+                                                           (stride-4 logits [ceil(H/4),ceil(W/4),C]) of
+                                                           the first image; ``batch_labels``,
+                                                           ``batch_probabilities``, ``batch_logits``,
+                                                           ``fused_logits`` of every image
 ``tflite``                ``model.tflite``                 ``image`` uint8 [H,W,3] -> ``labels``,
                                                            ``probabilities``
 ``onnx``                  ``model.onnx``                   ``image`` uint8 [1,H,W,3] -> ``labels``,

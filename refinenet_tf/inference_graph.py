@@ -7,8 +7,10 @@ that follows a convolution into it:
 
     w' = w * gamma / sqrt(var + eps)        b' = beta - mean * gamma / sqrt(var + eps)
 
-Outputs: ``labels`` [H,W] int32 (argmax after bilinear resize to the image size), ``probabilities``
-[H,W,C] and ``logits`` at output stride 4. ``precision='bfloat16'`` computes the network in bfloat16: the
+The input takes a batch of same-size images ``[N,H,W,3]``. Outputs of the first image: ``labels`` [H,W] int32
+(argmax after bilinear resize to the image size), ``probabilities`` [H,W,C] and ``logits`` at output stride 4;
+of every image: ``batch_labels``, ``batch_probabilities``, ``batch_logits`` and ``fused_logits`` (stride 4,
+fused over scales and mirroring, see :mod:`refinenet_tf.models.prediction`). ``precision='bfloat16'`` computes the network in bfloat16: the
 convolutions, their bias adds, activations, sums, pads and pools take and give bfloat16, so activations
 stay bfloat16 from one convolution to the next, with casts only where float32 work begins (bilinear
 upsampling, the logits' resize, softmax and argmax stay float32); those weights are stored in bfloat16.
@@ -38,7 +40,8 @@ from refinenet_tf.sessions import new_session
 v1 = tf.compat.v1
 
 INPUT = "image"
-OUTPUTS = ("labels", "probabilities", "logits")
+OUTPUTS = ("labels", "probabilities", "logits", "batch_labels", "batch_probabilities", "batch_logits",
+           "fused_logits")
 PRECISIONS = ("float32", "bfloat16")
 CONVOLUTIONS = ("Conv2D", "DepthwiseConv2dNative")
 BATCH_NORMS = ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
@@ -157,7 +160,9 @@ def _stand_in_graph(description: ModelDescription, options: PredictOptions) -> t
     graph = tf.Graph()
     with graph.as_default(), v1.variable_scope(v1.get_variable_scope(), custom_getter=stand_in):
         tensors = build_predictor_graph(description, options)
-        for name, tensor in zip(OUTPUTS, (tensors.labels, tensors.probabilities, tensors.logits_os), strict=True):
+        for name, tensor in zip(OUTPUTS, (tensors.labels, tensors.probabilities, tensors.logits_os,
+                                          tensors.batch_labels, tensors.batch_probabilities,
+                                          tensors.batch_logits_os, tensors.fused_logits), strict=True):
             tf.identity(tensor, name=name)
     return graph.as_graph_def(), weights
 
@@ -296,6 +301,7 @@ class GraphPredictor:
 
     >>> with GraphPredictor(build_inference_graph(description, "snapshots/"), threads=2) as predictor:
     ...     labels = predictor.predict(image_rgb, ("labels",))["labels"]
+    ...     batch = predictor.run_batch(images_rgb, ("batch_labels",))["batch_labels"]  # [N,H,W]
     """
 
     def __init__(self, model: InferenceGraph | v1.GraphDef, threads: int | None = None,
@@ -303,7 +309,7 @@ class GraphPredictor:
         self.graph = tf.Graph()
         load = None
         with self.graph.as_default():
-            self.image = v1.placeholder(tf.uint8, [1, None, None, 3], name=INPUT)
+            self.image = v1.placeholder(tf.uint8, [None, None, None, 3], name=INPUT)
             if isinstance(model, InferenceGraph):
                 self.outputs, load = model.import_into({INPUT: self.image})
             else:
@@ -315,15 +321,22 @@ class GraphPredictor:
         if load is not None:
             load(self.session)
 
-    def predict(self, image_rgb: np.ndarray, outputs: tuple[str, ...] = OUTPUTS) -> dict[str, np.ndarray]:
+    def predict(self, image_rgb: np.ndarray, outputs: tuple[str, ...] = OUTPUTS[:3]) -> dict[str, np.ndarray]:
         """Run one uint8 RGB image (H, W, 3) and return the requested outputs by name."""
         image = np.asarray(image_rgb)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise DataError(f"expected a uint8 RGB image of shape (H, W, 3), got {image.dtype} {image.shape}")
+        return self.run_batch(image[None], outputs)
+
+    def run_batch(self, images_rgb: np.ndarray, outputs: tuple[str, ...] = OUTPUTS[3:]) -> dict[str, np.ndarray]:
+        """Run uint8 RGB images of one size (N, H, W, 3) together and return the requested outputs by name."""
+        images = np.asarray(images_rgb)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or not images.shape[0]:
+            raise DataError(f"expected uint8 RGB images of shape (N, H, W, 3), got {images.dtype} {images.shape}")
         unknown = sorted(set(outputs) - set(self.outputs))
         if unknown:
             raise ConfigError(f"unknown outputs {unknown}; choose from: {', '.join(OUTPUTS)}")
-        return self.session.run({name: self.outputs[name] for name in outputs}, {self.image: image[None]})
+        return self.session.run({name: self.outputs[name] for name in outputs}, {self.image: images})
 
     def close(self) -> None:
         """Release the session (the predictor is unusable afterwards)."""

@@ -1,4 +1,4 @@
-"""Shared test setup: quiet TensorFlow, and the optional ../shared reference folder."""
+"""Shared test setup: quiet TensorFlow, the optional ../shared reference folder, and a briefly trained toy model."""
 
 import os
 from pathlib import Path
@@ -22,3 +22,11 @@ def shared_reference() -> Path:
     if not (SHARED_REFERENCE / "mbv2.pth").is_file():
         pytest.skip(f"parity reference not present at {SHARED_REFERENCE}")
     return SHARED_REFERENCE
+
+
+@pytest.fixture(scope="session")
+def toy_model(tmp_path_factory) -> str:
+    """A model trained 100 steps on the toy squares and discs (about 20 s): its snapshot folder."""
+    from tests.support.trained_toy import train_toy_model  # deferred: trains only for the tests that use it
+
+    return train_toy_model(str(tmp_path_factory.mktemp("trained_toy")))

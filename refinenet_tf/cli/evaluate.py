@@ -47,6 +47,7 @@ def build_parser(with_crf: bool = False, multiscale: bool = True) -> argparse.Ar
     parser.add_argument("--num-steps", type=int, default=None,
                         help="evaluate only the first N images of the list (DeepLab's name for the image count)")
     flags.add_predict_flags(parser, defaults.MULTISCALE_SCALES if multiscale else (1.0,))
+    flags.add_tile_flags(parser)
     parser.add_argument("--output", default=None, help="write the scores and confusion matrix to this JSON file")
     parser.add_argument("--save-dir", default=None, help="write <stem>.png index and <stem>_colour.png masks here")
     parser.add_argument("--on-bad-sample", choices=ON_BAD_SAMPLE, default="fail",
@@ -82,7 +83,8 @@ def run_evaluation(argv: Sequence[str] | None, with_crf: bool, multiscale: bool 
     result = evaluate(prefix, samples, description, options, crf=crf,
                       crf_workers=getattr(args, "crf_workers", 1), save_dir=args.save_dir, instances=instances,
                       on_bad_sample=args.on_bad_sample, threads=args.threads, precision=args.precision,
-                      report_images=args.report_images if args.report else 0)
+                      report_images=args.report_images if args.report else 0, tile=args.tile,
+                      tile_overlap=args.tile_overlap)
     names = description.names()
     if result.crf is None:
         print(format_results(result.plain, names))

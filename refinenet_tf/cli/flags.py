@@ -134,6 +134,23 @@ def add_predict_flags(parser: argparse.ArgumentParser, default_scales: Sequence[
     add_precision_flag(group)
 
 
+def parse_tile(text: str) -> tuple[int, int] | str:
+    """'auto' or 'H,W' -> (H, W); the sizes are checked by the library (at least 32, a multiple of 32)."""
+    return text if text == "auto" else parse_size(text)
+
+
+def add_tile_flags(parser: argparse.ArgumentParser) -> None:
+    """--tile and --tile-overlap: sliding-window prediction of large images."""
+    group = parser.add_argument_group("tiled prediction (large images)")
+    group.add_argument("--tile", type=parse_tile, default=None, metavar="H,W|auto",
+                       help="predict in overlapping windows of H,W pixels (multiples of 32, at least 32) whose "
+                            "stride-4 logits are blended, so memory follows the window, not the image; 'auto' tiles "
+                            "only images whose whole-image prediction would not fit a quarter of the RAM "
+                            "(default: whole images)")
+    group.add_argument("--tile-overlap", type=float, default=defaults.TILE_OVERLAP, metavar="F",
+                       help="fraction of a window its neighbours share, 0 <= F < 1 (default %(default)s)")
+
+
 def add_precision_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """--precision for prediction: float32 (default), bfloat16, or auto (bfloat16 where the hardware has it)."""
     parser.add_argument("--precision", choices=PRECISIONS, default="float32",

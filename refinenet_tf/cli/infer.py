@@ -2,31 +2,31 @@
 
 IMAGE is an image file, a folder (every image in it) or a list file (one image path per line,
 relative to --data-dir, default the list's folder; a mask column is ignored). For each image
-``<stem>.png`` (index mask), ``<stem>_colour.png`` (coloured mask) and ``<stem>_overlay.png`` (mask
-blended with the image) go into --save-dir. ``--save-logits PATH.npy`` writes the float32 logits at
-output stride 4 (ceil(H/4) x ceil(W/4) x classes, scale 1.0, before resizing): to PATH.npy for one
-image, to PATH_<stem>.npy for each image when there are several.
+``<stem>.png`` (index mask: the model's class indices, 8-bit grey, no palette), ``<stem>_colour.png``
+(coloured mask) and ``<stem>_overlay.png`` (mask blended with the image) go into --save-dir.
+``--save-logits PATH.npy`` writes the float32 logits at output stride 4 (ceil(H/4) x ceil(W/4) x classes,
+scale 1.0, before resizing; for a tiled image the blended fused logits): to PATH.npy for one image, to
+PATH_<stem>.npy for each image when there are several. ``--save-probabilities`` writes the per-class
+softmax at the image size: ``<stem>_prob.npy`` (float16, H x W x classes) or, with ``--probability-format
+png``, ``<stem>_prob_<class>.png`` (8-bit, 255 = 1). ``--tile`` predicts large images window by window.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Sequence
 
 from refinenet_tf import defaults
 from refinenet_tf.cli import flags
 from refinenet_tf.cli.evaluate import checkpoint_description
-from refinenet_tf.data.images import images_named_by, load_image
+from refinenet_tf.data.images import images_named_by
 from refinenet_tf.errors import ConfigError, parameter
-from refinenet_tf.evaluate.crf import dense_crf, require_pydensecrf
-from refinenet_tf.evaluate.outputs import (
-    check_unique_stems,
-    image_stem,
-    logits_path,
-    save_logits,
-    save_prediction,
-)
+from refinenet_tf.evaluate.crf import require_pydensecrf
+from refinenet_tf.evaluate.outputs import check_unique_stems
 from refinenet_tf.evaluate.predict import Predictor
+from refinenet_tf.evaluate.probability_files import PROBABILITY_FORMATS
+from refinenet_tf.evaluate.segment import SegmentSettings, segment_files
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"output folder (default {defaults.SAVE_DIRECTORY})")
     parser.add_argument("--save-logits", default=None, metavar="PATH.npy",
                         help="also save the stride-4 logits (PATH_<stem>.npy per image when several)")
+    parser.add_argument("--save-probabilities", action="store_true",
+                        help="also save the per-class softmax probabilities at the image size (see "
+                             "--probability-format)")
+    parser.add_argument("--probability-format", choices=PROBABILITY_FORMATS, default="npy",
+                        help="npy: <stem>_prob.npy, float16 HxWxC (default); png: one 8-bit "
+                             "<stem>_prob_<class>.png per class")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="images of the same size predicted together (a batch never mixes sizes); for a tiled "
+                             "image, its windows (default 1)")
+    flags.add_tile_flags(parser)
     return parser
 
 
@@ -57,22 +67,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         require_pydensecrf()
         crf = flags.crf_params(args)
     options = flags.predict_options(args)
-    if args.save_logits is not None and not args.save_logits:
-        raise ConfigError(f"{parameter('save_logits')} needs a file path")
+    settings = SegmentSettings(args.tile, args.tile_overlap, args.batch_size, crf, args.save_logits,
+                               args.probability_format if args.save_probabilities else None)
     images = images_named_by(args.image, args.data_dir)
     check_unique_stems(images)
     prefix, description = checkpoint_description(args, args.checkpoint or args.restore_from)
-    palette = description.palette()
-    outputs = ("labels", *(("probabilities",) if crf else ()), *(("logits_os",) if args.save_logits else ()))
     with Predictor(prefix, description, options, threads=args.threads, precision=args.precision) as predictor:
-        for path in images:
-            image = load_image(path)
-            prediction = predictor.predict(image, outputs)
-            labels = prediction.labels
-            if crf is not None:
-                labels = dense_crf(prediction.probabilities, image, crf).argmax(axis=-1)
-            stem = image_stem(path)
-            written = save_prediction(args.save_dir, stem, labels, palette, image_rgb=image)
-            if args.save_logits:
-                save_logits(logits_path(args.save_logits, stem if len(images) > 1 else None), prediction.logits_os)
-            print(f"{path} -> {written[1]}", flush=True)
+        start = time.perf_counter()
+        for segmented in segment_files(predictor, images, args.save_dir, settings):
+            print(f"{segmented.path} -> {segmented.files[1]}{' (tiled)' if segmented.tiled else ''}", flush=True)
+        seconds = time.perf_counter() - start
+    print(f"{len(images)} images in {seconds:.1f} s ({len(images) / seconds:.2f} images/s)", flush=True)

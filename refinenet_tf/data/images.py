@@ -63,6 +63,18 @@ def load_image(path: str) -> np.ndarray:
         return np.asarray(image, dtype=np.uint8)
 
 
+def image_size(path: str) -> tuple[int, int]:
+    """(height, width) of an image file, from its header (the pixels are not decoded)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file not found") from None
+    except _DECODE_ERRORS as error:
+        raise _decode_error(path, "image", error) from None
+    return height, width
+
+
 def load_mask(path: str) -> np.ndarray:
     """Read a mask as a uint8 HxW array of class indices; only single-channel 8-bit masks are accepted."""
     with _open(path, "mask") as mask:

@@ -3,7 +3,9 @@
 Images come from :func:`refinenet_tf.data.reader.eval_dataset` straight into the prediction graph
 of :mod:`refinenet_tf.evaluate.predict`. Only pixels with ``0 <= label < num_classes`` count. With
 a CRF the softmax probabilities are refined by :class:`~refinenet_tf.evaluate.crf.CRFPool` and a
-second matrix is kept, so plain and CRF scores come from the same forward passes.
+second matrix is kept, so plain and CRF scores come from the same forward passes. With a ``tile`` the reader
+only decodes the images and the Predictor predicts them window by window (:mod:`refinenet_tf.evaluate.tiling`,
+whose CRF works in bands of rows).
 
 Instance-normalised IoU (nIoU) needs instance-id masks: an *instance list* holds one mask path per
 line (relative to the data directory, like the data list), in the same order as the data list.
@@ -13,6 +15,7 @@ need to be unique within a class of one image. The thing classes are given by in
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Iterator, Sequence
@@ -26,13 +29,17 @@ from PIL import Image
 from refinenet_tf import checkpoints
 from refinenet_tf.data.listfile import Sample, read_list_file
 from refinenet_tf.data.reader import SkipCounter, eval_dataset, reader_errors
+from refinenet_tf.defaults import TILE_OVERLAP
 from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import ConfigError, DataError, parameter
 from refinenet_tf.evaluate.crf import CRFParams, CRFPool
 from refinenet_tf.evaluate.gallery import Gallery
 from refinenet_tf.evaluate.metrics import ConfusionMatrix, InstanceStats, Scores
 from refinenet_tf.evaluate.outputs import check_unique_stems, image_stem, save_prediction
+from refinenet_tf.evaluate.predict import Predictor
 from refinenet_tf.evaluate.report import Progress, results_dict
+from refinenet_tf.evaluate.segment import labels_of
+from refinenet_tf.evaluate.tiling import check_overlap, check_tile_setting
 from refinenet_tf.hardware import choose_precision
 from refinenet_tf.inference_graph import INPUT, build_inference_graph
 from refinenet_tf.models.prediction import SINGLE_SCALE, PredictOptions
@@ -60,6 +67,8 @@ class EvaluationResult:
     skipped: dict[str, str] = field(default_factory=dict)
     precision: str = "float32"  # what the network computed in
     gallery: Gallery | None = None  # the worst and best images of the final predictions (report_images > 0)
+    tile: tuple[int, int] | str | None = None  # how images were tiled: a size, 'auto', or None (whole images)
+    tile_overlap: float = TILE_OVERLAP
 
 
 def read_instance_list(data_dir: str, list_path: str, samples: Sequence[Sample],
@@ -116,14 +125,18 @@ def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescr
              options: PredictOptions = SINGLE_SCALE, crf: CRFParams | None = None, crf_workers: int = 1,
              save_dir: str | None = None, instances: InstanceMasks | None = None, on_bad_sample: str = "fail",
              threads: int | None = None, progress_stream: TextIO | None = None,
-             precision: str = "float32", report_images: int = 0) -> EvaluationResult:
+             precision: str = "float32", report_images: int = 0, tile=None,
+             tile_overlap: float = TILE_OVERLAP) -> EvaluationResult:
     """Score ``checkpoint`` on labeled ``samples``; with ``crf`` also after dense-CRF refinement.
 
     ``save_dir`` receives per image ``<stem>.png`` (index) and ``<stem>_colour.png`` (and
     ``<stem>_crf.png``, ``<stem>_crf_colour.png`` with the CRF). The network runs as the Predictor's frozen
     graph, in ``precision`` (float32, bfloat16 or auto). ``report_images`` k > 0 keeps thumbnails of the k worst
     and k best images by their own mean IoU (of the CRF's predictions when there are some) in ``gallery``.
+    ``tile`` ((height, width) or 'auto') predicts in overlapping windows, ``tile_overlap`` of a tile shared.
     """
+    tile = check_tile_setting(tile)
+    check_overlap(tile_overlap)
     if report_images < 0:
         raise ConfigError(f"{parameter('report_images')} must not be negative, got {report_images}")
     unlabeled = next((sample for sample in samples if sample.mask_path is None), None)
@@ -140,26 +153,39 @@ def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescr
         example = iterator.get_next()
         prefix = checkpoints.resolve_checkpoint(checkpoint)
         precision = choose_precision(precision).precision
-        outputs, load = build_inference_graph(description, prefix, options, precision).import_into(
-            {INPUT: example["raw"]})
-        fetches = {"predictions": outputs["labels"], "labels": example["label"][0], "path": example["path"]}
-        if crf is not None:
-            fetches.update(probabilities=outputs["probabilities"], image=example["raw"][0])
-        elif report_images:
+        fetches = {"labels": example["label"][0], "path": example["path"]}
+        load = None
+        if tile is None:
+            outputs, load = build_inference_graph(description, prefix, options, precision).import_into(
+                {INPUT: example["raw"]})
+            fetches["predictions"] = outputs["labels"]
+            if crf is not None:
+                fetches["probabilities"] = outputs["probabilities"]
+        if tile is not None or crf is not None or report_images:
             fetches["image"] = example["raw"][0]
     gallery = Gallery(report_images, description.palette()) if report_images else None
     plain = _Branch(description, instances, "", gallery if crf is None else None)
     refined = _Branch(description, instances, "_crf", gallery) if crf is not None else None
     graph.finalize()
-    with new_session(graph, threads, inter_op_threads=threads) as session:
-        load(session)
+    predictor = Predictor(prefix, description, options, threads, precision) if tile is not None else None
+    with new_session(graph, threads, inter_op_threads=threads) as session, predictor or contextlib.nullcontext():
+        if load is not None:
+            load(session)
         session.run(iterator.initializer)
         with Progress(len(samples), "evaluating", stream=progress_stream) as progress:
-            examples = _score_plain(_run_all(session, fetches), plain, instances, save_dir)
-            if refined is None:
-                for _ in examples:
+            fetched = _run_all(session, fetches)
+            if predictor is not None:
+                with CRFPool(crf, crf_workers) if crf is not None else contextlib.nullcontext() as pool:
+                    for example in _score_plain(_predicted(fetched, predictor, tile, tile_overlap, pool), plain,
+                                                instances, save_dir):
+                        if refined is not None:
+                            _add(refined, example, example["crf_predictions"], save_dir)
+                        progress.update()
+            elif refined is None:
+                for _ in _score_plain(fetched, plain, instances, save_dir):
                     progress.update()
             else:
+                examples = _score_plain(fetched, plain, instances, save_dir)
                 with CRFPool(crf, crf_workers) as pool:
                     items = ((example, example["probabilities"], example["image"]) for example in examples)
                     for example, marginals in pool.map_tagged(items):
@@ -169,7 +195,7 @@ def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescr
     if progress.count == 0:
         raise DataError(f"{samples[0].list_path}: no image could be evaluated")
     return EvaluationResult(prefix, plain.scores(), refined.scores() if refined else None, progress.count,
-                            skips.reasons, precision, gallery)
+                            skips.reasons, precision, gallery, tile, tile_overlap)
 
 
 def evaluation_results(result: EvaluationResult, description: ModelDescription, options: PredictOptions,
@@ -180,6 +206,9 @@ def evaluation_results(result: EvaluationResult, description: ModelDescription, 
     metadata = {"checkpoint": result.checkpoint, "data_list": data_list, "images": result.images,
                 "skipped": result.skipped, "scales": list(options.scales), "fusion": options.fusion,
                 "flip": options.flip, "precision": result.precision}
+    if result.tile is not None:
+        metadata.update(tile=result.tile if isinstance(result.tile, str) else list(result.tile),
+                        tile_overlap=result.tile_overlap)
     if result.crf is None:
         return results_dict(result.plain, names, metadata)
     return {"plain": results_dict(result.plain, names), "crf": results_dict(result.crf, names),
@@ -195,6 +224,15 @@ def _run_all(session: v1.Session, fetches: dict) -> Iterator[dict]:
         except tf.errors.OutOfRangeError:
             return
         example["path"] = os.fsdecode(example["path"])
+        yield example
+
+
+def _predicted(examples: Iterator[dict], predictor: Predictor, tile, tile_overlap: float,
+               pool: CRFPool | None) -> Iterator[dict]:
+    """Add each example's predictions (and CRF predictions, with a ``pool``) made by the Predictor."""
+    for example in examples:
+        example["predictions"], example["crf_predictions"] = labels_of(predictor, example["image"], tile,
+                                                                       tile_overlap, pool)
         yield example
 
 

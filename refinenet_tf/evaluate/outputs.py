@@ -55,8 +55,7 @@ def save_prediction(save_dir: str, stem: str, labels: np.ndarray, palette: np.nd
     images = {f"{stem}{suffix}.png": Image.fromarray(labels.astype(np.uint8), mode="L"),
               f"{stem}{suffix}_colour.png": Image.fromarray(colours, mode="RGB")}
     if image_rgb is not None:
-        blended = (1 - OVERLAY_OPACITY) * image_rgb.astype(np.float32) + OVERLAY_OPACITY * colours
-        images[f"{stem}{suffix}_overlay.png"] = Image.fromarray(np.round(blended).astype(np.uint8), mode="RGB")
+        images[f"{stem}{suffix}_overlay.png"] = Image.fromarray(_blend(image_rgb, colours), mode="RGB")
     os.makedirs(save_dir, exist_ok=True)
     written = []
     for name, image in images.items():
@@ -64,6 +63,16 @@ def save_prediction(save_dir: str, stem: str, labels: np.ndarray, palette: np.nd
         _write(path, lambda image=image, path=path: image.save(path, format="PNG"))
         written.append(path)
     return written
+
+
+def _blend(image_rgb: np.ndarray, colours: np.ndarray, rows: int = 256) -> np.ndarray:
+    """The overlay, computed a band of rows at a time (a large image needs no float copy of itself)."""
+    blended = np.empty_like(colours)
+    for start in range(0, colours.shape[0], rows):
+        band = slice(start, start + rows)
+        mixed = (1 - OVERLAY_OPACITY) * image_rgb[band].astype(np.float32) + OVERLAY_OPACITY * colours[band]
+        blended[band] = np.round(mixed)
+    return blended
 
 
 def _write(path: str, write) -> None:

@@ -1,8 +1,9 @@
 """Prediction with a checkpoint: its model description, and the Predictor every command and the API use.
 
 The :class:`Predictor` runs the batch-norm-folded graph of :mod:`refinenet_tf.inference_graph` (in float32
-or bfloat16), with multi-scale fusion and mirroring inside the graph and one copy of the (folded) weights.
-The dense CRF and tiling work on its outputs.
+or bfloat16), with multi-scale fusion and mirroring inside the graph and one copy of the (folded) weights:
+one image, a batch of same-size images, or a large image window by window (:mod:`refinenet_tf.evaluate.tiling`).
+The dense CRF works on its outputs.
 """
 
 from __future__ import annotations
@@ -14,15 +15,26 @@ from typing import NamedTuple
 
 import numpy as np
 
-from refinenet_tf.defaults import DEFAULT_ARCH, NUM_CLASSES
+from refinenet_tf.defaults import AUTO_TILE_MEMORY_FRACTION, DEFAULT_ARCH, NUM_CLASSES, TILE_OVERLAP
 from refinenet_tf.description import ModelDescription, default_description, has_description, load_description
-from refinenet_tf.errors import ConfigError, DescriptionError, parameter
+from refinenet_tf.errors import ConfigError, DataError, DescriptionError, parameter
+from refinenet_tf.evaluate.tiling import (
+    AUTO,
+    LogitMap,
+    auto_tile,
+    check_tile_setting,
+    plan_tiles,
+    tiled_logits,
+)
 from refinenet_tf.hardware import choose_precision
 from refinenet_tf.inference_graph import GraphPredictor, build_inference_graph
+from refinenet_tf.models.memory import physical_memory_bytes, prediction_bytes_per_pixel
 from refinenet_tf.models.prediction import SINGLE_SCALE, PredictOptions
 
 _LOG = logging.getLogger(__name__)
-_OUTPUT_OF_FIELD = {"labels": "labels", "probabilities": "probabilities", "logits_os": "logits"}
+_OUTPUT_OF_FIELD = {"labels": "batch_labels", "probabilities": "batch_probabilities", "logits_os": "batch_logits",
+                    "fused_logits": "fused_logits"}
+DEFAULT_FIELDS = ("labels", "probabilities", "logits_os")
 
 
 class Prediction(NamedTuple):
@@ -31,6 +43,7 @@ class Prediction(NamedTuple):
     labels: np.ndarray | None
     probabilities: np.ndarray | None  # [H,W,C] float32 softmax
     logits_os: np.ndarray | None  # [ceil(H/4),ceil(W/4),C] float32, scale 1.0, before resizing
+    fused_logits: np.ndarray | None = None  # [ceil(H/4),ceil(W/4),C] fused over scales and mirroring
 
 
 def description_for_checkpoint(checkpoint: str, arch: str | None = None, num_classes: int | None = None,
@@ -75,6 +88,7 @@ class Predictor(GraphPredictor):
 
     >>> with Predictor("snapshots/", precision="auto") as predictor:
     ...     labels = predictor.predict(image_rgb, ("labels",)).labels
+    ...     large = predictor.predict_tiled(large_rgb, (512, 512)).labels()
     """
 
     def __init__(self, checkpoint: str, description: ModelDescription | None = None,
@@ -87,10 +101,50 @@ class Predictor(GraphPredictor):
         self.checkpoint = graph.checkpoint
         super().__init__(graph, threads, inter_op_threads=threads)
 
-    def predict(self, image_rgb: np.ndarray, outputs: Sequence[str] = tuple(_OUTPUT_OF_FIELD)) -> Prediction:
+        self._bytes_per_pixel: float | None = None
+
+    def predict(self, image_rgb: np.ndarray, outputs: Sequence[str] = DEFAULT_FIELDS) -> Prediction:
         """Labels, softmax probabilities and stride-4 logits (those asked for) of one uint8 HxWx3 RGB image."""
+        image = np.asarray(image_rgb)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise DataError(f"expected a uint8 RGB image of shape (H, W, 3), got {image.dtype} {image.shape}")
+        return self.predict_batch(image[None], outputs)[0]
+
+    def predict_batch(self, images_rgb: np.ndarray, outputs: Sequence[str] = DEFAULT_FIELDS) -> list[Prediction]:
+        """:meth:`predict` for uint8 RGB images of one size ``(N, H, W, 3)``, run through the graph together."""
         unknown = sorted(set(outputs) - set(_OUTPUT_OF_FIELD))
         if unknown:
             raise ConfigError(f"unknown outputs {unknown}; choose from: {', '.join(_OUTPUT_OF_FIELD)}")
-        results = super().predict(image_rgb, tuple(_OUTPUT_OF_FIELD[field] for field in outputs))
-        return Prediction(*(results.get(_OUTPUT_OF_FIELD[field]) for field in Prediction._fields))
+        results = self.run_batch(images_rgb, tuple(_OUTPUT_OF_FIELD[field] for field in outputs))
+        arrays = [results.get(_OUTPUT_OF_FIELD[field]) if field in outputs else None for field in Prediction._fields]
+        return [Prediction(*(None if array is None else array[index] for array in arrays))
+                for index in range(len(images_rgb))]
+
+    def tile_for(self, image_size: tuple[int, int], tile=None) -> tuple[int, int] | None:
+        """The tile to predict an image of ``image_size`` with: ``tile`` itself, None (whole image), or for
+        ``'auto'`` a tile only when the whole image's activations would exceed the memory budget (see
+        :func:`refinenet_tf.evaluate.tiling.auto_tile`)."""
+        tile = check_tile_setting(tile)
+        if tile != AUTO:
+            return tile
+        memory = physical_memory_bytes()
+        if memory is None:
+            return None
+        if self._bytes_per_pixel is None:
+            self._bytes_per_pixel = prediction_bytes_per_pixel(self.description, self.options)
+        return auto_tile(image_size, self._bytes_per_pixel, memory * AUTO_TILE_MEMORY_FRACTION)
+
+    def predict_tiled(self, image_rgb: np.ndarray, tile: tuple[int, int], overlap: float = TILE_OVERLAP,
+                      batch_size: int = 1) -> LogitMap:
+        """The blended stride-4 logits of overlapping ``tile`` windows of one image, ``batch_size`` windows
+        through the graph at a time; read labels and probabilities from the :class:`LogitMap` in bands."""
+        image = np.asarray(image_rgb)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise DataError(f"expected a uint8 RGB image of shape (H, W, 3), got {image.dtype} {image.shape}")
+        plan = plan_tiles(image.shape[:2], tile, overlap)
+        _LOG.debug("%d windows of %dx%d", len(plan.windows), *plan.window)
+
+        def fused(windows: np.ndarray) -> np.ndarray:
+            return self.run_batch(windows, ("fused_logits",))["fused_logits"]
+
+        return tiled_logits(fused, image, plan, self.description.preprocessing.fill_value_rgb(), batch_size)

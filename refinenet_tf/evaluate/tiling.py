@@ -8,7 +8,7 @@ network's own zero padding shows it around a whole image.
 
 **Blending.** Every window yields its stride-4 logits, already fused over the scales and mirroring as the
 whole-image graph fuses them (the Predictor's ``fused_logits``). They are added into a stride-4 canvas, each
-cell weighted by a separable Hann window that falls to :data:`EDGE_WEIGHT` at the window's border, and the
+cell weighted by a separable Hann window floored at :data:`EDGE_WEIGHT` (reached at the window's border), and the
 canvas is divided by the summed weights: a cell near one window's edge takes its value from the window that
 sees it in the middle.
 
@@ -34,6 +34,7 @@ import numpy as np
 from refinenet_tf.errors import ConfigError, parameter
 from refinenet_tf.evaluate.crf import CRFParams, CRFPool
 
+AUTO = "auto"  # tile only images too large for memory
 OUTPUT_STRIDE = 4  # the logits' stride: windows start on its grid
 TILE_MULTIPLE = 32  # the network's deepest stride: a tile is a whole number of its cells
 MIN_TILE = 32
@@ -42,9 +43,27 @@ BAND_BYTES = 32 * 2**20  # float32 logits of one band of rows at the image size
 CRF_BAND_PIXELS = 4 * 2**20  # pixels of one CRF band, its margins included
 
 
+def check_tile_setting(tile) -> tuple[int, int] | str | None:
+    """A ``tile`` argument checked: None (whole images), ``'auto'`` or ``(height, width)`` (see :func:`check_tile`)."""
+    if tile is None or (isinstance(tile, str) and tile == AUTO):
+        return tile
+    return check_tile(tile)
+
+
+def auto_tile(image_size: tuple[int, int], bytes_per_pixel: float, budget: float) -> tuple[int, int] | None:
+    """None when predicting the whole image needs at most ``budget`` bytes at ``bytes_per_pixel``, else the
+    largest square tile (a multiple of 32) that does."""
+    if image_size[0] * image_size[1] * bytes_per_pixel <= budget:
+        return None
+    side = max(MIN_TILE, int(math.sqrt(budget / bytes_per_pixel)) // TILE_MULTIPLE * TILE_MULTIPLE)
+    return side, side
+
+
 def check_tile(tile) -> tuple[int, int]:
     """``(height, width)`` of a tile, checked: at least 32 pixels and a multiple of 32 (ConfigError)."""
     try:
+        if isinstance(tile, str):
+            raise TypeError(tile)
         height, width = (int(value) for value in tile)
     except (TypeError, ValueError):
         raise ConfigError(f"{parameter('tile')} must be (height, width) or 'auto', got {tile!r}") from None
@@ -107,11 +126,10 @@ def blend_weights(height: int, width: int) -> np.ndarray:
     """Separable Hann weights of a window of ``height x width`` logit cells: 1 in the middle, falling to
     :data:`EDGE_WEIGHT` at the border (float32)."""
 
-    def axis(length: int) -> np.ndarray:
-        hann = np.sin(np.pi * (np.arange(length) + 0.5) / length) ** 2
-        return EDGE_WEIGHT + (1 - EDGE_WEIGHT) * hann
+    def hann(length: int) -> np.ndarray:
+        return np.sin(np.pi * (np.arange(length) + 0.5) / length) ** 2
 
-    return np.outer(axis(height), axis(width)).astype(np.float32)
+    return np.maximum(np.outer(hann(height), hann(width)), EDGE_WEIGHT).astype(np.float32)
 
 
 def window_pixels(image: np.ndarray, top: int, left: int, size: tuple[int, int], fill: np.ndarray) -> np.ndarray:

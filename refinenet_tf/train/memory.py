@@ -1,41 +1,14 @@
-"""Refuse, before any tensor is allocated, a training graph whose activations cannot fit in RAM."""
+"""Refuse, before any tensor is allocated, a training graph whose activations cannot fit in RAM (the estimate is
+:mod:`refinenet_tf.models.memory`'s, shared with tiled prediction)."""
 
 from __future__ import annotations
-
-import os
 
 import tensorflow as tf
 
 from refinenet_tf.errors import ConfigError, parameter
+from refinenet_tf.models.memory import forward_activation_bytes, physical_memory_bytes
 
-# Ops whose outputs are weights, constants or views rather than activations of the batch.
-_NOT_ACTIVATIONS = {"Const", "VariableV2", "VarHandleOp", "ReadVariableOp", "Identity", "Placeholder",
-                    "PlaceholderWithDefault", "Assign", "AssignVariableOp"}
-_GRADIENT_SCOPE = "gradients"
 _GB = 1024**3
-
-
-def physical_memory_bytes() -> int | None:
-    """This machine's RAM in bytes (``SC_PHYS_PAGES`` x page size), or None where it cannot be asked."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def forward_activation_bytes(graph: tf.Graph) -> int:
-    """Bytes of every float tensor the forward pass computes (static shapes only, gradients excluded).
-
-    Back-propagation keeps most of them alive at once, so this is about the least a training step needs.
-    """
-    total = 0
-    for op in graph.get_operations():
-        if op.type in _NOT_ACTIVATIONS or op.name.split("/", 1)[0].startswith(_GRADIENT_SCOPE):
-            continue
-        for output in op.outputs:
-            if output.dtype.is_floating and output.shape.is_fully_defined():
-                total += output.shape.num_elements() * output.dtype.size
-    return total
 
 
 def check_fits_in_memory(graph: tf.Graph, input_size: tuple[int, int], batch_size: int,

@@ -20,7 +20,7 @@ from tests.support.sandbox import make_readme_sandbox
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ("## The DeepLab-ResNet-TF workflow", "## Pretrained weights")
+SECTIONS = ("## The DeepLab-ResNet-TF workflow", "## Large images and imbalanced data", "## Pretrained weights")
 TRAINING = ("train.py", "train_msc.py")
 TINY = ["--num-steps", "1", "--input-size", "64,64", "--batch-size", "1", "--grad-update-every", "1",
         "--save-num-images", "0"]

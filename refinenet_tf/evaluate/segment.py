@@ -1,0 +1,139 @@
+"""Segment image files and write their outputs (``inference.py``): batches of same-size images, tiles for
+large ones.
+
+Images are grouped by size, groups in the order their first image comes; a batch never mixes sizes. A group
+goes through the graph ``batch_size`` images at a time, or, when it is tiled (a ``tile`` size, or ``'auto'``
+and too large for the memory budget), one image at a time with ``batch_size`` windows at a time. Each image
+gets its index mask, coloured mask and overlay (:func:`~refinenet_tf.evaluate.outputs.save_prediction`), and
+when asked its stride-4 logits and per-class probabilities
+(:mod:`~refinenet_tf.evaluate.probability_files`, the network's softmax before any CRF).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from refinenet_tf.data.images import image_size, load_image
+from refinenet_tf.defaults import TILE_OVERLAP
+from refinenet_tf.errors import ConfigError, parameter
+from refinenet_tf.evaluate.crf import CRFParams, CRFPool
+from refinenet_tf.evaluate.outputs import image_stem, logits_path, save_logits, save_prediction
+from refinenet_tf.evaluate.predict import Predictor
+from refinenet_tf.evaluate.probability_files import PROBABILITY_FORMATS, save_probabilities
+from refinenet_tf.evaluate.tiling import check_overlap, check_tile_setting, crf_labels
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    """How to segment and what to write besides the masks."""
+
+    tile: tuple[int, int] | str | None = None  # None: whole images; 'auto': tile what would not fit
+    tile_overlap: float = TILE_OVERLAP
+    batch_size: int = 1  # images (or windows of a tiled image) through the graph at once
+    crf: CRFParams | None = None
+    save_logits: str | None = None  # PATH.npy, PATH_<stem>.npy when there are several images
+    probability_format: str | None = None  # 'npy' or 'png'; None: no probability files
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"{parameter('batch_size')} must be at least 1, got {self.batch_size}")
+        check_tile_setting(self.tile)
+        check_overlap(self.tile_overlap)
+        if self.probability_format not in (None, *PROBABILITY_FORMATS):
+            raise ConfigError(f"{parameter('probability_format')} must be one of {', '.join(PROBABILITY_FORMATS)}, "
+                              f"got {self.probability_format!r}")
+        if self.save_logits == "":
+            raise ConfigError(f"{parameter('save_logits')} needs a file path")
+
+
+class Segmented(NamedTuple):
+    """One segmented image: its path, the files written (index mask first) and whether it was tiled."""
+
+    path: str
+    files: list[str]
+    tiled: bool
+
+
+def group_by_size(paths: Sequence[str]) -> list[list[str]]:
+    """The paths grouped by image size (read from the file headers), each group in the given order."""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for path in paths:
+        groups.setdefault(image_size(path), []).append(path)
+    return list(groups.values())
+
+
+def segment_files(predictor: Predictor, paths: Sequence[str], save_dir: str,
+                  settings: SegmentSettings = SegmentSettings()) -> Iterator[Segmented]:
+    """Segment every image of ``paths`` into ``save_dir``, yielding each as it is written."""
+    groups = group_by_size(paths) if settings.batch_size > 1 else [[path] for path in paths]
+    if settings.batch_size > 1 and len(groups) > 1:
+        _LOG.info("%d images of %d sizes: a batch holds images of one size", len(paths), len(groups))
+    fields = ("labels", *(("probabilities",) if settings.crf or settings.probability_format else ()),
+              *(("logits_os",) if settings.save_logits else ()))
+    writer = _Writer(predictor, save_dir, settings, several=len(paths) > 1)
+    with CRFPool(settings.crf, 1) if settings.crf else contextlib.nullcontext() as pool:
+        for group in groups:
+            tile = predictor.tile_for(image_size(group[0]), settings.tile)
+            if tile is not None:
+                for path in group:
+                    image = load_image(path)
+                    logits = predictor.predict_tiled(image, tile, settings.tile_overlap, settings.batch_size)
+                    labels = crf_labels(logits, image, pool) if pool else logits.labels()
+                    yield Segmented(path, writer.write(path, image, labels, logits.logits,
+                                                       logits.probability_bands), True)
+                continue
+            for start in range(0, len(group), settings.batch_size):
+                chunk = group[start:start + settings.batch_size]
+                images = [load_image(path) for path in chunk]
+                for path, image, prediction in zip(chunk, images, predictor.predict_batch(np.stack(images), fields),
+                                                   strict=True):
+                    labels = prediction.labels
+                    if pool:
+                        labels = next(pool.map([(prediction.probabilities, image)])).argmax(axis=-1)
+                    yield Segmented(path, writer.write(path, image, labels, prediction.logits_os,
+                                                       lambda prediction=prediction: [(0, prediction.probabilities)]),
+                                    False)
+
+
+def labels_of(predictor: Predictor, image: np.ndarray, tile=None, tile_overlap: float = TILE_OVERLAP,
+              pool: CRFPool | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """One image's labels, whole or in tiles (``tile`` as :meth:`Predictor.tile_for` takes it), and with a CRF
+    ``pool`` also the dense CRF's labels (else None)."""
+    tile = predictor.tile_for(image.shape[:2], tile)
+    if tile is not None:
+        logits = predictor.predict_tiled(image, tile, tile_overlap)
+        return logits.labels(), crf_labels(logits, image, pool) if pool else None
+    prediction = predictor.predict(image, ("labels", "probabilities") if pool else ("labels",))
+    if pool is None:
+        return prediction.labels, None
+    marginals = next(pool.map([(prediction.probabilities, image)]))
+    return prediction.labels, marginals.argmax(axis=-1).astype(np.int32)
+
+
+class _Writer:
+    """Writes one image's files as the settings ask."""
+
+    def __init__(self, predictor: Predictor, save_dir: str, settings: SegmentSettings, several: bool):
+        self.save_dir, self.settings, self.several = save_dir, settings, several
+        self.names, self.palette = predictor.description.names(), predictor.description.palette()
+
+    def write(self, path: str, image: np.ndarray, labels: np.ndarray, logits: np.ndarray | None,
+              probability_bands: Callable[[], Iterable[tuple[int, np.ndarray]]]) -> list[str]:
+        stem = image_stem(path)
+        written = save_prediction(self.save_dir, stem, labels, self.palette, image_rgb=image)
+        if self.settings.save_logits:
+            target = logits_path(self.settings.save_logits, stem if self.several else None)
+            save_logits(target, logits)
+            written.append(target)
+        if self.settings.probability_format:
+            written += save_probabilities(self.save_dir, stem, probability_bands(), labels.shape, self.names,
+                                          self.settings.probability_format)
+        return written
