@@ -172,13 +172,13 @@ def test_inference_benchmark_quick_mode_writes_its_section(tmp_path):
     text = output.read_text()
     assert "<!-- benchmark:inference -->" in text
     rows = [line for line in text.splitlines() if line.startswith("| lw-refinenet-mobilenetv2 |")]
-    assert [row.split("|")[4].strip() for row in rows] == ["session", "frozen"]
+    assert [row.split("|")[4].strip() for row in rows] == ["session", "predictor", "bfloat16"]  # the defaults
     assert all(re.search(r"\| \d+ \(\d+-\d+\) \|", row) for row in rows)
 
 
 @pytest.mark.slow  # runs the benchmark scripts
 @pytest.mark.parametrize("script, section", [("bench_reader.py", "reader"), ("bench_crf.py", "crf"),
-                                             ("bench_training.py", "training")])
+                                             ("bench_training.py", "training"), ("bench_tiled.py", "tiled")])
 def test_other_benchmarks_quick_mode(script, section, tmp_path):
     output = tmp_path / "BENCH.md"
     extra = ["--archs", "lw-refinenet-mobilenetv2"] if script == "bench_training.py" else []
