@@ -58,11 +58,13 @@ def test_two_replicas_with_global_batch_4_make_the_one_device_update(tmp_path):
     for name, value in expected.items():
         if name.endswith("/weights") or name.endswith("/biases"):
             update_one, update_two = value - initial[name], actual[name] - initial[name]
-            # The replicas sum the same gradients in another order, so single elements may differ in their
-            # last bits (more with oneDNN); the same update means the same step as a whole: the difference
-            # is a tiny fraction of the update's norm.
+            # The replicas sum the same gradients in another order, and oneDNN picks its convolution kernels by
+            # the batch (2 per replica against 4), so elements differ in their last bits and the differences
+            # grow through the backward pass: 0.16% of the update's norm was measured for a deep layer on an
+            # AVX512_BF16 EPYC with oneDNN on. The same update means the same step as a whole: the difference
+            # stays within 1% of the norm, where a real error (a lost replica, a mean taken twice) is 50% or more.
             size = np.linalg.norm(update_one)
-            assert np.linalg.norm(update_two - update_one) <= 1e-3 * size + 1e-9, (name, size)
+            assert np.linalg.norm(update_two - update_one) <= 1e-2 * size + 1e-9, (name, size)
             moved += bool(size > 0)
     assert moved > 20
 
