@@ -95,9 +95,7 @@ def segment_files(predictor: Predictor, paths: Sequence[str], save_dir: str,
                 images = [load_image(path) for path in chunk]
                 for path, image, prediction in zip(chunk, images, predictor.predict_batch(np.stack(images), fields),
                                                    strict=True):
-                    labels = prediction.labels
-                    if pool:
-                        labels = next(pool.map([(prediction.probabilities, image)])).argmax(axis=-1)
+                    labels = _crf_labels_of_whole(pool, prediction.probabilities, image) if pool else prediction.labels
                     yield Segmented(path, writer.write(path, image, labels, prediction.logits_os,
                                                        lambda prediction=prediction: [(0, prediction.probabilities)]),
                                     False)
@@ -114,8 +112,12 @@ def labels_of(predictor: Predictor, image: np.ndarray, tile=None, tile_overlap: 
     prediction = predictor.predict(image, ("labels", "probabilities") if pool else ("labels",))
     if pool is None:
         return prediction.labels, None
-    marginals = next(pool.map([(prediction.probabilities, image)]))
-    return prediction.labels, marginals.argmax(axis=-1).astype(np.int32)
+    return prediction.labels, _crf_labels_of_whole(pool, prediction.probabilities, image)
+
+
+def _crf_labels_of_whole(pool: CRFPool, probabilities: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Dense-CRF labels of a whole image from its softmax probabilities, int32 ``(H, W)``."""
+    return next(pool.map([(probabilities, image)])).argmax(axis=-1).astype(np.int32)
 
 
 class _Writer:
