@@ -189,6 +189,7 @@ def test_batch_norm_frozen_unless_trained():
         session.run(updates, {images: np.random.RandomState(1).rand(1, 33, 47, 3) * 50})
         assert np.abs(session.run(mean) - before).max() > 0
 
+
 @pytest.mark.slow  # two ResNet-50 graphs
 def test_dropout_only_in_training():
     feed = np.random.RandomState(2).rand(1, 33, 47, 3)
@@ -197,7 +198,10 @@ def test_dropout_only_in_training():
         with graph.as_default(), v1.Session(graph=graph) as session:
             session.run(v1.global_variables_initializer())
             first, second = (session.run(output.logits, {images: feed}) for _ in range(2))
-        assert np.array_equal(first, second) == expect_equal, f"dropout={dropout}"
+        # Without dropout the two runs agree up to float32 summation order (oneDNN and several threads may
+        # reorder sums from one run to the next); dropout draws new masks and moves the logits visibly.
+        change = np.abs(first - second).max() / np.abs(first).max()
+        assert (change < 1e-5) == expect_equal, f"dropout={dropout}: relative change {change:.2e}"
 
 
 def test_reuse_shares_variables():
@@ -209,6 +213,7 @@ def test_reuse_shares_variables():
         count = len(v1.global_variables())
         build_model(tf.image.resize(images, [48, 48]), description, reuse=True)
         assert len(v1.global_variables()) == count
+
 
 @pytest.mark.slow  # three ResNet-50 graphs
 def test_seeded_dropout_draws_the_same_masks_for_the_same_seed():
