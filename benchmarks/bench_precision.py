@@ -70,7 +70,7 @@ def main(argv=None) -> None:
         raise SystemExit("give --demo DIR and/or --reference DIR")
     table = markdown_table(["model and images", "labels equal to float32", "mIoU float32", "mIoU bfloat16",
                             "change (points)", "largest logit difference"], rows)
-    body = machine_info(args) + "\n\n" + table
+    body = machine_info(args, timed=False) + "\n\n" + table
     write_section(args.output, "precision", "bfloat16 accuracy guard", body)
     print(body)
 

@@ -53,7 +53,7 @@ def main(argv=None) -> None:
             rows.append([f"{tile[0]}x{tile[1]}", overlap, f"{len(images)} x {images[0].shape[0]}x{images[0].shape[1]}",
                          f"{100 * same / pixels:.2f}%"])
     table = markdown_table(["tile", "overlap", "mosaics", "labels equal to whole-image prediction"], rows)
-    body = machine_info(args) + f"\n- Checkpoint: {args.demo}/snapshots (the demo's)\n\n" + table
+    body = machine_info(args, timed=False) + f"\n- Checkpoint: {args.demo}/snapshots (the demo's)\n\n" + table
     write_section(args.output, "tile-agreement", "Tiled against whole-image labels (demo checkpoint)", body)
     print(body)
 

@@ -130,8 +130,9 @@ def _status_mb(field: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: the best there is
 
 
-def machine_info(args: argparse.Namespace) -> str:
-    """A markdown list of CPU, features, load, TensorFlow version and thread settings."""
+def machine_info(args: argparse.Namespace, timed: bool = True) -> str:
+    """A markdown list of CPU, features, load, TensorFlow version and thread settings, and for a ``timed``
+    benchmark its repeats."""
     import tensorflow as tf
 
     from refinenet_tf.hardware import cpu_features, onednn_enabled
@@ -148,7 +149,7 @@ def machine_info(args: argparse.Namespace) -> str:
         f"- TensorFlow {tf.__version__}, Python {platform.python_version()}, TF_ENABLE_ONEDNN_OPTS={onednn}",
         f"- Threads: intra-op {args.threads or 'default'}, inter-op {args.inter_op_threads or 'default'}",
         f"- Command: `{command_line()}`",
-        f"- Repeats: {args.repeats} timed after {args.warmup} warm-up",
+        *([f"- Repeats: {args.repeats} timed after {args.warmup} warm-up"] if timed else []),
     ])
 
 

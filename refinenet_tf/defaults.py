@@ -47,8 +47,8 @@ TRAINING_RECORD_FILE = "training.json"  # beside the snapshots: the loss setting
 
 # Tiled prediction (--tile, --tile-overlap)
 TILE_OVERLAP = 0.25  # neighbouring windows share a quarter of the tile, as mmsegmentation's sliding window
-# --tile auto predicts the whole image while the estimated activations of its prediction graph (every float
-# tensor it computes, an overestimate: prediction frees most early) stay within this share of the RAM.
+# --tile auto predicts the whole image while its estimated memory (the prediction graph's peak of live
+# activations, with the measured overhead of models/memory.py) stays within this share of the RAM.
 AUTO_TILE_MEMORY_FRACTION = 0.25
 
 # The HTML evaluation report (--report)

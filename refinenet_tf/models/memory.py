@@ -13,8 +13,13 @@ from refinenet_tf.models.prediction import PredictOptions, build_predictor_graph
 # Ops whose outputs are weights, constants or views rather than activations of the batch.
 _NOT_ACTIVATIONS = {"Const", "VariableV2", "VarHandleOp", "ReadVariableOp", "Identity", "Placeholder",
                     "PlaceholderWithDefault", "Assign", "AssignVariableOp"}
+_VIEWS = {"Identity", "Reshape", "Squeeze", "ExpandDims", "StopGradient"}  # outputs share the input's buffer
 _GRADIENT_SCOPE = "gradients"
 REFERENCE_SIDE = 256  # the square image the prediction estimate is measured on
+# What a prediction process really adds per pixel, over the graph's peak of live activations: kernels' scratch
+# buffers, branches run in parallel, the fetched arrays' copies. Measured 2.0-2.6x (one scale) and 2.5-3.2x (three
+# scales and flip) for three architectures, 1-4 Mpx, oneDNN on and off (docs/BENCHMARKS.md, "Memory estimate").
+PREDICTION_OVERHEAD = 4.0
 
 
 def physical_memory_bytes() -> int | None:
@@ -41,11 +46,60 @@ def forward_activation_bytes(graph: tf.Graph) -> int:
     return total
 
 
+def peak_live_activation_bytes(graph: tf.Graph) -> int:
+    """The largest number of bytes of activations alive at once when ``graph`` runs its ops one after another in
+    creation order, each tensor freed after its last consumer (fetched tensors, with no consumer, stay alive).
+
+    This is how a forward pass without gradients uses memory: far less than :func:`forward_activation_bytes`,
+    which counts every tensor as if all were alive together. Views (``Identity``, ``Reshape``, ...) share their
+    input's buffer and keep it alive for their own consumers.
+    """
+    on_data_path = _downstream_of_placeholders(graph)  # weights and their initialisers are no activations
+    owner: dict[str, str] = {}  # tensor name -> the name of the tensor whose buffer it uses
+    pending: dict[str, int] = {}  # buffer -> consumers not yet run
+    size: dict[str, int] = {}
+    live = peak = 0
+    for op in graph.get_operations():
+        for output in op.outputs:
+            if op.type in _VIEWS and op.inputs:
+                owner[output.name] = owner.get(op.inputs[0].name, op.inputs[0].name)
+            else:
+                owner[output.name] = output.name
+                size[output.name] = _activation_bytes(op, output) if op in on_data_path else 0
+                live += size[output.name]
+            # an output nobody reads is fetched: one consumer that never runs keeps it alive
+            pending[owner[output.name]] = pending.get(owner[output.name], 0) + (len(output.consumers()) or 1)
+        peak = max(peak, live)
+        for tensor in op.inputs:
+            buffer = owner.get(tensor.name, tensor.name)
+            if buffer in pending:
+                pending[buffer] -= 1
+                if pending[buffer] == 0:
+                    live -= size.get(buffer, 0)
+    return peak
+
+
+def _downstream_of_placeholders(graph: tf.Graph) -> set[tf.Operation]:
+    """The ops that read, directly or through others, an input fed to the graph."""
+    reached: set[tf.Operation] = set()
+    for op in graph.get_operations():  # creation order: an op's inputs come before it
+        if op.type in ("Placeholder", "PlaceholderWithDefault") or any(t.op in reached for t in op.inputs):
+            reached.add(op)
+    return reached
+
+
+def _activation_bytes(op: tf.Operation, output: tf.Tensor) -> int:
+    """Bytes of one op output counted as an activation: 0 for weights, constants and unknown shapes."""
+    if op.type in _NOT_ACTIVATIONS or not output.shape.is_fully_defined() or output.dtype.size is None:
+        return 0
+    return output.shape.num_elements() * output.dtype.size
+
+
 def prediction_bytes_per_pixel(description: ModelDescription, options: PredictOptions) -> float:
-    """:func:`forward_activation_bytes` of the prediction graph per image pixel, measured on a
-    :data:`REFERENCE_SIDE` square image (activations grow with the pixel count)."""
+    """The memory one image pixel costs a prediction: :func:`peak_live_activation_bytes` of the prediction graph
+    on a :data:`REFERENCE_SIDE` square image, per pixel, times :data:`PREDICTION_OVERHEAD`."""
     graph = tf.Graph()
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.uint8, [1, REFERENCE_SIDE, REFERENCE_SIDE, 3])
         build_predictor_graph(description, options, image=image)
-    return forward_activation_bytes(graph) / REFERENCE_SIDE**2
+    return PREDICTION_OVERHEAD * peak_live_activation_bytes(graph) / REFERENCE_SIDE**2

@@ -14,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,13 +39,14 @@ COMMANDS = [
 
 
 @pytest.fixture(scope="module")
-def deeplab_folder(tmp_path_factory) -> Path:
+def deeplab_folder(tmp_path_factory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("deeplab")
     shutil.copytree(REPO / "misc", folder / "misc")
     (folder / "dataset").mkdir()
     shutil.copy(REPO / "dataset" / "debug.txt", folder / "dataset" / "debug.txt")
     write_deeplab_checkpoint(str(folder / "deeplab_resnet.ckpt"), "refinenet-resnet101")
-    return folder
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)  # four ResNet-101 snapshot folders: 7 GB of disk
 
 
 def run_as_typed(line: str, folder: Path) -> subprocess.CompletedProcess:

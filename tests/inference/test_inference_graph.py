@@ -187,3 +187,15 @@ def test_other_benchmarks_quick_mode(script, section, tmp_path):
     body = text[text.index(f"<!-- benchmark:{section} -->"):text.index(f"<!-- /benchmark:{section} -->")]
     assert "- Machine:" in body and "TensorFlow" in body
     assert re.search(r"\| \d+ \(\d+-\d+\) \|", body) or "Not measured" in body  # a timing row, or why not
+
+
+@pytest.mark.slow  # runs a benchmark script
+def test_memory_estimate_benchmark_quick_mode_compares_the_estimate_with_a_real_prediction(tmp_path):
+    output = tmp_path / "BENCH.md"
+    run_script("bench_memory_estimate.py", "--output", str(output))
+    rows = [line.split("|")[1:-1] for line in output.read_text().splitlines()
+            if line.startswith("| lw-refinenet-mobilenetv2 |")]
+    assert [row[1].strip() for row in rows] == ["one scale", "3 scales + flip"]
+    for row in rows:
+        real, estimate, ratio = float(row[3]), float(row[4]), float(row[5])
+        assert real > 0 and ratio == pytest.approx(estimate / real, abs=0.01)
