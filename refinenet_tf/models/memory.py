@@ -16,9 +16,10 @@ _NOT_ACTIVATIONS = {"Const", "VariableV2", "VarHandleOp", "ReadVariableOp", "Ide
 _VIEWS = {"Identity", "Reshape", "Squeeze", "ExpandDims", "StopGradient"}  # outputs share the input's buffer
 _GRADIENT_SCOPE = "gradients"
 REFERENCE_SIDE = 256  # the square image the prediction estimate is measured on
-# What a prediction process really adds per pixel, over the graph's peak of live activations: kernels' scratch
-# buffers, branches run in parallel, the fetched arrays' copies. Measured 2.0-2.6x (one scale) and 2.5-3.2x (three
-# scales and flip) for three architectures, 1-4 Mpx, oneDNN on and off (docs/BENCHMARKS.md, "Memory estimate").
+# What a prediction process really adds per pixel over the graph's peak of live activations: kernels' scratch
+# buffers, branches run in parallel, copies of the fetched arrays. Measured 1.8-2.9x (one scale) and 2.3-3.5x
+# (three scales and flip) for three architectures, 1-4 Mpx, oneDNN on and off (docs/BENCHMARKS.md, section
+# "Memory estimate of --tile auto").
 PREDICTION_OVERHEAD = 4.0
 
 

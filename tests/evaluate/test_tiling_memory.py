@@ -86,5 +86,5 @@ def test_the_auto_tile_estimate_bounds_a_whole_image_prediction(tmp_path, option
     arch = "lw-refinenet-mobilenetv2"
     real = float(_run(PREDICT_WHOLE, _random_model(tmp_path, arch), "1024", json.dumps(options)))
     estimate = prediction_bytes_per_pixel(default_description(arch, 21), PredictOptions(**options))
-    # measured 1.2-1.7x (oneDNN on and off); the sum of every activation, used before, was 8-15x
+    # measured 1.4-1.8x (oneDNN on and off); the sum of every activation, used before, was 8-11x
     assert real <= estimate <= 3 * real, f"estimate {estimate:.0f} B/px, real {real:.0f} B/px"
