@@ -60,22 +60,17 @@ def worker(args) -> dict:
 
 def estimates(arch: str, options: str) -> tuple[float, float]:
     """(the estimate, every activation's bytes) per pixel of ``arch``'s prediction graph with ``options``."""
-    import tensorflow as tf
-
     from refinenet_tf.description import default_description
     from refinenet_tf.models.memory import (
         REFERENCE_SIDE,
         forward_activation_bytes,
         prediction_bytes_per_pixel,
+        reference_prediction_graph,
     )
-    from refinenet_tf.models.prediction import PredictOptions, build_predictor_graph
+    from refinenet_tf.models.prediction import PredictOptions
 
     description, predict_options = default_description(arch, NUM_CLASSES), PredictOptions(**OPTIONS[options])
-    graph = tf.Graph()
-    with graph.as_default():
-        image = tf.compat.v1.placeholder(tf.uint8, [1, REFERENCE_SIDE, REFERENCE_SIDE, 3])
-        build_predictor_graph(description, predict_options, image=image)
-    every = forward_activation_bytes(graph) / REFERENCE_SIDE**2
+    every = forward_activation_bytes(reference_prediction_graph(description, predict_options)) / REFERENCE_SIDE**2
     return prediction_bytes_per_pixel(description, predict_options), every
 
 

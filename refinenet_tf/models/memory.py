@@ -96,11 +96,17 @@ def _activation_bytes(op: tf.Operation, output: tf.Tensor) -> int:
     return output.shape.num_elements() * output.dtype.size
 
 
-def prediction_bytes_per_pixel(description: ModelDescription, options: PredictOptions) -> float:
-    """The memory one image pixel costs a prediction: :func:`peak_live_activation_bytes` of the prediction graph
-    on a :data:`REFERENCE_SIDE` square image, per pixel, times :data:`PREDICTION_OVERHEAD`."""
+def reference_prediction_graph(description: ModelDescription, options: PredictOptions) -> tf.Graph:
+    """The prediction graph of one :data:`REFERENCE_SIDE` square image, the one the estimates are measured on."""
     graph = tf.Graph()
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.uint8, [1, REFERENCE_SIDE, REFERENCE_SIDE, 3])
         build_predictor_graph(description, options, image=image)
+    return graph
+
+
+def prediction_bytes_per_pixel(description: ModelDescription, options: PredictOptions) -> float:
+    """The memory one image pixel costs a prediction: :func:`peak_live_activation_bytes` of the
+    :func:`reference_prediction_graph`, per pixel, times :data:`PREDICTION_OVERHEAD`."""
+    graph = reference_prediction_graph(description, options)
     return PREDICTION_OVERHEAD * peak_live_activation_bytes(graph) / REFERENCE_SIDE**2
