@@ -83,7 +83,8 @@ def main(argv=None) -> None:
     from refinenet_tf.description import default_description
     from refinenet_tf.models.memory import physical_memory_bytes
 
-    budget = physical_memory_bytes() * AUTO_TILE_MEMORY_FRACTION
+    memory = physical_memory_bytes()
+    budget = memory * AUTO_TILE_MEMORY_FRACTION
     rows = []
     for arch in args.archs.split(","):
         with tempfile.TemporaryDirectory() as directory:
@@ -105,7 +106,7 @@ def main(argv=None) -> None:
     body = "\n".join([machine_info(args, timed=False),
                       f"- {NUM_CLASSES} classes, float32, labels, probabilities and logits fetched; 'whole up to' is "
                       f"the largest image `--tile auto` predicts whole here ({AUTO_TILE_MEMORY_FRACTION:g} of "
-                      f"{physical_memory_bytes() / 2**30:.1f} GiB)", "", table])
+                      f"{memory / 2**30:.1f} GiB)", "", table])
     write_section(args.output, "memory-estimate", "Memory estimate of --tile auto", body,
                   tag=f"onednn{os.environ['TF_ENABLE_ONEDNN_OPTS']}" if "TF_ENABLE_ONEDNN_OPTS" in os.environ else None)
     print(body)
