@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 
 
 def write_text_atomically(path: str, text: str) -> None:
-    """Write a file so that a reader sees either the old or the new content, never a partial one."""
+    """Write a file so that a reader sees either the old or the new content, never a partial one.
+
+    The file gets the permissions an ordinary ``open(path, "w")`` would give (0666 less the umask), so a
+    ``model.json`` or a report is as readable as the checkpoint and picture files written beside it.
+    """
     directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{secrets.token_hex(6)}-{os.path.basename(path)}")
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)

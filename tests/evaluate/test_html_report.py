@@ -128,9 +128,18 @@ def test_the_report_has_every_section_and_the_numbers_of_results_json(evaluated,
     for src in page.pictures:  # every picture is a file beside the page and decodes
         with Image.open(folder / src) as image:
             assert image.format == "PNG" and image.width > 0
+    # a web server publishing the folder can read the page and results.json as it reads the pictures
+    modes = {path.stat().st_mode & 0o777 for path in folder.rglob("*") if path.is_file()}
+    assert modes == {0o666 & ~_current_umask()}
     # offline: no script, no remote resource
     text = Path(index).read_text(encoding="utf-8")
     assert "<script" not in text and "http://" not in text and "https://" not in text
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _independent_mean_iou(truth: np.ndarray, predicted: np.ndarray) -> float:

@@ -152,3 +152,23 @@ def test_snapshots_are_renamed_into_place_listed_and_pruned(tmp_path):
     assert checkpoints.resolve_checkpoint(str(snapshots)) == str(snapshots / "model.ckpt-6")
     values, _ = _restore(str(snapshots / "model.ckpt-4"), {"conv1/weights": (2,)})
     np.testing.assert_array_equal(values["conv1/weights"], [4.0, 4.0])
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_every_snapshot_file_gets_the_permissions_the_umask_allows(tmp_path, umask):
+    """model.json and the 'checkpoint' state file are as readable as TensorFlow's own files (not always 0600)."""
+    snapshots = tmp_path / "snapshots"
+    previous = os.umask(umask)
+    try:
+        with tf.Graph().as_default():
+            variable = v1.get_variable("conv1/weights", initializer=np.zeros(2, np.float32))
+            saver = v1.train.Saver([variable])
+            with v1.Session() as session:
+                session.run(variable.initializer)
+                checkpoints.save_snapshot(saver, session, str(snapshots), 1,
+                                          default_description("lw-refinenet-mobilenetv2", 3))
+    finally:
+        os.umask(previous)
+    modes = {name: os.stat(snapshots / name).st_mode & 0o777 for name in os.listdir(snapshots)}
+    assert {"model.json", "checkpoint", "model.ckpt-1.index"} <= set(modes)
+    assert modes == dict.fromkeys(modes, 0o666 & ~umask)
