@@ -7,8 +7,9 @@ relative to --data-dir, default the list's folder; a mask column is ignored). Fo
 ``--save-logits PATH.npy`` writes the float32 logits at output stride 4 (ceil(H/4) x ceil(W/4) x classes,
 scale 1.0, before resizing; for a tiled image the blended fused logits): to PATH.npy for one image, to
 PATH_<stem>.npy for each image when there are several. ``--save-probabilities`` writes the per-class
-softmax at the image size: ``<stem>_prob.npy`` (float16, H x W x classes) or, with ``--probability-format
-png``, ``<stem>_prob_<class>.png`` (8-bit, 255 = 1). ``--tile`` predicts large images window by window.
+probabilities at the image size, the softmax or with ``--crf`` the CRF's marginals (the mask is their argmax):
+``<stem>_prob.npy`` (float16, H x W x classes) or, with ``--probability-format png``,
+``<stem>_prob_<class>.png`` (8-bit, 255 = 1). ``--tile`` predicts large images window by window.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-logits", default=None, metavar="PATH.npy",
                         help="also save the stride-4 logits (PATH_<stem>.npy per image when several)")
     parser.add_argument("--save-probabilities", action="store_true",
-                        help="also save the per-class softmax probabilities at the image size (see "
-                             "--probability-format)")
+                        help="also save the per-class probabilities at the image size: the softmax, or with "
+                             "--crf the CRF's marginals (see --probability-format)")
     parser.add_argument("--probability-format", choices=PROBABILITY_FORMATS, default="npy",
                         help="npy: <stem>_prob.npy, float16 HxWxC (default); png: one 8-bit "
                              "<stem>_prob_<class>.png per class")

@@ -5,15 +5,16 @@ Images are grouped by size, groups in the order their first image comes; a batch
 goes through the graph ``batch_size`` images at a time, or, when it is tiled (a ``tile`` size, or ``'auto'``
 and too large for the memory budget), one image at a time with ``batch_size`` windows at a time. Each image
 gets its index mask, coloured mask and overlay (:func:`~refinenet_tf.evaluate.outputs.save_prediction`), and
-when asked its stride-4 logits and per-class probabilities
-(:mod:`~refinenet_tf.evaluate.probability_files`, the network's softmax before any CRF).
+when asked its stride-4 logits and per-class probabilities (:mod:`~refinenet_tf.evaluate.probability_files`):
+the network's softmax, or with a dense CRF the CRF's marginals, so that the index mask is always the argmax of
+the probabilities written beside it. The CRF runs once per image either way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -26,7 +27,13 @@ from refinenet_tf.evaluate.crf import CRFParams, CRFPool
 from refinenet_tf.evaluate.outputs import image_stem, logits_path, save_logits, save_prediction
 from refinenet_tf.evaluate.predict import Predictor
 from refinenet_tf.evaluate.probability_files import PROBABILITY_FORMATS, save_probabilities
-from refinenet_tf.evaluate.tiling import check_overlap, check_tile_setting, crf_labels
+from refinenet_tf.evaluate.tiling import (
+    LogitMap,
+    check_overlap,
+    check_tile_setting,
+    crf_labels,
+    crf_marginal_bands,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -86,19 +93,20 @@ def segment_files(predictor: Predictor, paths: Sequence[str], save_dir: str,
                 for path in group:
                     image = load_image(path)
                     logits = predictor.predict_tiled(image, tile, settings.tile_overlap, settings.batch_size)
-                    labels = crf_labels(logits, image, pool) if pool else logits.labels()
-                    yield Segmented(path, writer.write(path, image, labels, logits.logits,
-                                                       logits.probability_bands), True)
+                    labels, bands = _tiled_outputs(logits, image, pool, bool(settings.probability_format))
+                    yield Segmented(path, writer.write(path, image, labels, logits.logits, bands), True)
                 continue
             for start in range(0, len(group), settings.batch_size):
                 chunk = group[start:start + settings.batch_size]
                 images = [load_image(path) for path in chunk]
                 for path, image, prediction in zip(chunk, images, predictor.predict_batch(np.stack(images), fields),
                                                    strict=True):
-                    labels = _crf_labels_of_whole(pool, prediction.probabilities, image) if pool else prediction.labels
+                    labels, probabilities = prediction.labels, prediction.probabilities
+                    if pool:
+                        probabilities = _crf_marginals_of_whole(pool, probabilities, image)
+                        labels = probabilities.argmax(axis=-1).astype(np.int32)
                     yield Segmented(path, writer.write(path, image, labels, prediction.logits_os,
-                                                       lambda prediction=prediction: [(0, prediction.probabilities)]),
-                                    False)
+                                                       [(0, probabilities)]), False)
 
 
 def labels_of(predictor: Predictor, image: np.ndarray, tile=None, tile_overlap: float = TILE_OVERLAP,
@@ -112,12 +120,31 @@ def labels_of(predictor: Predictor, image: np.ndarray, tile=None, tile_overlap: 
     prediction = predictor.predict(image, ("labels", "probabilities") if pool else ("labels",))
     if pool is None:
         return prediction.labels, None
-    return prediction.labels, _crf_labels_of_whole(pool, prediction.probabilities, image)
+    marginals = _crf_marginals_of_whole(pool, prediction.probabilities, image)
+    return prediction.labels, marginals.argmax(axis=-1).astype(np.int32)
 
 
-def _crf_labels_of_whole(pool: CRFPool, probabilities: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """Dense-CRF labels of a whole image from its softmax probabilities, int32 ``(H, W)``."""
-    return next(pool.map([(probabilities, image)])).argmax(axis=-1).astype(np.int32)
+def _crf_marginals_of_whole(pool: CRFPool, probabilities: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Dense-CRF marginals of a whole image from its softmax probabilities, float32 ``(H, W, C)``."""
+    return next(pool.map([(probabilities, image)]))
+
+
+def _tiled_outputs(logits: LogitMap, image: np.ndarray, pool: CRFPool | None, probabilities: bool
+                   ) -> tuple[np.ndarray | None, Iterator[tuple[int, np.ndarray]]]:
+    """A tiled image's labels and its probability bands, final ones (a CRF's marginals with ``pool``). With a CRF
+    and ``probabilities`` the labels are None: the writer takes them from the bands, so the CRF runs once."""
+    if pool is None:
+        return logits.labels(), logits.probability_bands()
+    if probabilities:
+        return None, crf_marginal_bands(logits, image, pool)
+    return crf_labels(logits, image, pool), iter(())
+
+
+def _argmax_into(labels: np.ndarray, bands: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
+    """Pass ``bands`` through, writing each band's argmax into its rows of ``labels``."""
+    for start, probabilities in bands:
+        labels[start:start + len(probabilities)] = probabilities.argmax(axis=-1)
+        yield start, probabilities
 
 
 class _Writer:
@@ -127,15 +154,21 @@ class _Writer:
         self.save_dir, self.settings, self.several = save_dir, settings, several
         self.names, self.palette = predictor.description.names(), predictor.description.palette()
 
-    def write(self, path: str, image: np.ndarray, labels: np.ndarray, logits: np.ndarray | None,
-              probability_bands: Callable[[], Iterable[tuple[int, np.ndarray]]]) -> list[str]:
+    def write(self, path: str, image: np.ndarray, labels: np.ndarray | None, logits: np.ndarray | None,
+              probability_bands: Iterable[tuple[int, np.ndarray]]) -> list[str]:
+        """Write one image's files and return their paths, the index mask first. ``probability_bands`` are read
+        only for probability files; ``labels`` None (only with those) means their argmax."""
         stem = image_stem(path)
+        probability_files = []
+        if self.settings.probability_format:
+            if labels is None:
+                labels = np.empty(image.shape[:2], np.int32)
+                probability_bands = _argmax_into(labels, probability_bands)
+            probability_files = save_probabilities(self.save_dir, stem, probability_bands, image.shape[:2],
+                                                   self.names, self.settings.probability_format)
         written = save_prediction(self.save_dir, stem, labels, self.palette, image_rgb=image)
         if self.settings.save_logits:
             target = logits_path(self.settings.save_logits, stem if self.several else None)
             save_logits(target, logits)
             written.append(target)
-        if self.settings.probability_format:
-            written += save_probabilities(self.save_dir, stem, probability_bands(), labels.shape, self.names,
-                                          self.settings.probability_format)
-        return written
+        return written + probability_files

@@ -234,13 +234,13 @@ def crf_margin(params: CRFParams) -> int:
     return math.ceil(3 * max(params.gaussian_sxy, params.bilateral_sxy))
 
 
-def crf_labels(logits: LogitMap, image: np.ndarray, pool: CRFPool) -> np.ndarray:
-    """Dense-CRF labels of an image from its :class:`LogitMap`, refined in bands of rows with margins
-    (see the module's description); ``pool`` runs the bands, in parallel when it has workers."""
+def crf_marginal_bands(logits: LogitMap, image: np.ndarray, pool: CRFPool) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, dense-CRF marginals)`` of consecutive bands of rows covering the image, float32
+    ``(rows, W, C)``, each band refined with its margins (see the module's description); ``pool`` runs the
+    bands, in parallel when it has workers."""
     height, width = logits.image_size
     margin = crf_margin(pool.params)
     rows = max(OUTPUT_STRIDE, CRF_BAND_PIXELS // width - 2 * margin)
-    labels = np.empty(logits.image_size, np.int32)
 
     def items():
         for start in range(0, height, rows):
@@ -249,7 +249,15 @@ def crf_labels(logits: LogitMap, image: np.ndarray, pool: CRFPool) -> np.ndarray
             yield (start, stop, top), logits.probabilities(top, bottom), image[top:bottom]
 
     for (start, stop, top), marginals in pool.map_tagged(items()):
-        labels[start:stop] = marginals[start - top:stop - top].argmax(axis=-1)
+        yield start, marginals[start - top:stop - top]
+
+
+def crf_labels(logits: LogitMap, image: np.ndarray, pool: CRFPool) -> np.ndarray:
+    """Dense-CRF labels of an image from its :class:`LogitMap`, int32 ``(H, W)`` (see
+    :func:`crf_marginal_bands`)."""
+    labels = np.empty(logits.image_size, np.int32)
+    for start, marginals in crf_marginal_bands(logits, image, pool):
+        labels[start:start + len(marginals)] = marginals.argmax(axis=-1)
     return labels
 
 

@@ -59,6 +59,19 @@ def test_inference_saves_float16_probabilities_of_whole_images(setup, tmp_path, 
     assert np.mean(probabilities.argmax(axis=-1) == np.asarray(Image.open(tmp_path / "im1.png"))) > 0.99
 
 
+def test_inference_with_a_crf_saves_the_probabilities_its_mask_comes_from(setup, tmp_path, capsys):
+    pytest.importorskip("pydensecrf", reason="the CRF needs pydensecrf2")
+    checkpoint, data_dir, _ = setup
+    image = os.path.join(data_dir, "img", "im2.png")
+    for name, extra in (("plain", []), ("crf", ["--crf", "--crf-iterations", "3"])):
+        assert run(infer.main, [image, checkpoint, "--save-dir", str(tmp_path / name), "--save-probabilities",
+                                *extra]) == 0, capsys.readouterr().err
+    plain, refined = (np.load(tmp_path / name / "im2_prob.npy").astype(np.float32) for name in ("plain", "crf"))
+    assert np.abs(refined - plain).mean() > 0.01  # the CRF's marginals, not the network's softmax
+    np.testing.assert_allclose(refined.sum(axis=-1), 1, atol=5e-3)
+    assert np.mean(refined.argmax(axis=-1) == np.asarray(Image.open(tmp_path / "crf" / "im2.png"))) > 0.99
+
+
 def test_evaluate_with_tiles_scores_every_image(setup, tmp_path, capsys):
     checkpoint, data_dir, data_list = setup
     output = tmp_path / "results.json"

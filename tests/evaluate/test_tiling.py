@@ -9,7 +9,8 @@ import tensorflow as tf
 from PIL import Image
 
 from refinenet_tf.errors import ConfigError
-from refinenet_tf.evaluate.crf import CRFParams
+from refinenet_tf.evaluate import tiling
+from refinenet_tf.evaluate.crf import CRFParams, CRFPool, dense_crf
 from refinenet_tf.evaluate.predict import Predictor
 from refinenet_tf.evaluate.probability_files import probability_paths, save_probabilities
 from refinenet_tf.evaluate.segment import SegmentSettings, group_by_size, segment_files
@@ -20,7 +21,9 @@ from refinenet_tf.evaluate.tiling import (
     blend_weights,
     check_overlap,
     check_tile,
+    crf_labels,
     crf_margin,
+    crf_marginal_bands,
     plan_tiles,
     tiled_logits,
 )
@@ -195,6 +198,34 @@ def test_probabilities_are_written_in_bands_as_float16_npy_and_per_class_pngs(pr
     assert [p.rsplit("/", 1)[1] for p in pngs] == [f"scene_prob_{name}.png" for name in names]
     levels = np.stack([np.asarray(Image.open(p)) for p in pngs], axis=-1)
     np.testing.assert_allclose(levels / 255, expected.probabilities(0, 70), atol=1 / 255 + 1e-6)
+
+
+def test_with_a_crf_the_probabilities_written_are_its_marginals_and_the_mask_their_argmax(predictor, tmp_path,
+                                                                                         monkeypatch):
+    pytest.importorskip("pydensecrf", reason="the CRF needs pydensecrf2")
+    params = CRFParams(iterations=5, gaussian_sxy=1, bilateral_sxy=3)  # a margin of 9 rows
+    monkeypatch.setattr(tiling, "CRF_BAND_PIXELS", 90 * 40)  # bands of 22 rows: a tiled image takes 4 of them
+    image = toy_images(1, (70, 90), seed=5)[0]
+    path = tmp_path / "scene.png"
+    Image.fromarray(image).save(path)
+    names = predictor.description.names()
+    softmax = predictor.predict(image, ("probabilities",)).probabilities
+    tiled = predictor.predict_tiled(image, (32, 64))
+    with CRFPool(params, 1) as pool:
+        whole = dense_crf(softmax, image, params)
+        bands = list(crf_marginal_bands(tiled, image, pool))
+        tiled_crf_labels = crf_labels(tiled, image, pool)
+    banded = np.concatenate([band for _, band in bands])
+    assert [start for start, _ in bands] == [0, 22, 44, 66] and banded.shape == (70, 90, len(names))
+    np.testing.assert_array_equal(tiled_crf_labels, banded.argmax(axis=-1))
+    assert np.abs(whole - softmax).max() > 0.05  # the CRF moves the probabilities: they are not the softmax
+    for tile, marginals in ((None, whole), ((32, 64), banded)):
+        out = str(tmp_path / ("tiled" if tile else "whole"))
+        settings = SegmentSettings(tile=tile, crf=params, probability_format="npy")
+        (item,) = segment_files(predictor, [str(path)], out, settings)
+        stored = np.load(probability_paths(out, "scene", names)[0]).astype(np.float32)
+        np.testing.assert_allclose(stored, marginals, atol=1e-3)
+        np.testing.assert_array_equal(np.asarray(Image.open(item.files[0])), marginals.argmax(axis=-1))
 
 
 def test_probability_bands_land_in_their_rows(tmp_path):
