@@ -29,6 +29,7 @@ from refinenet_tf.evaluate.predict import Predictor
 from refinenet_tf.evaluate.probability_files import PROBABILITY_FORMATS, save_probabilities
 from refinenet_tf.evaluate.tiling import (
     LogitMap,
+    argmax_into,
     check_overlap,
     check_tile_setting,
     crf_labels,
@@ -140,13 +141,6 @@ def _tiled_outputs(logits: LogitMap, image: np.ndarray, pool: CRFPool | None, pr
     return crf_labels(logits, image, pool), iter(())
 
 
-def _argmax_into(labels: np.ndarray, bands: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
-    """Pass ``bands`` through, writing each band's argmax into its rows of ``labels``."""
-    for start, probabilities in bands:
-        labels[start:start + len(probabilities)] = probabilities.argmax(axis=-1)
-        yield start, probabilities
-
-
 class _Writer:
     """Writes one image's files as the settings ask."""
 
@@ -163,7 +157,7 @@ class _Writer:
         if self.settings.probability_format:
             if labels is None:
                 labels = np.empty(image.shape[:2], np.int32)
-                probability_bands = _argmax_into(labels, probability_bands)
+                probability_bands = argmax_into(labels, probability_bands)
             probability_files = save_probabilities(self.save_dir, stem, probability_bands, image.shape[:2],
                                                    self.names, self.settings.probability_format)
         written = save_prediction(self.save_dir, stem, labels, self.palette, image_rgb=image)

@@ -26,7 +26,7 @@ kernels are already negligible.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -252,12 +252,19 @@ def crf_marginal_bands(logits: LogitMap, image: np.ndarray, pool: CRFPool) -> It
         yield start, marginals[start - top:stop - top]
 
 
+def argmax_into(labels: np.ndarray, bands: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
+    """Pass ``(first row, probabilities)`` bands through, writing each band's argmax into its rows of ``labels``."""
+    for start, probabilities in bands:
+        labels[start:start + len(probabilities)] = probabilities.argmax(axis=-1)
+        yield start, probabilities
+
+
 def crf_labels(logits: LogitMap, image: np.ndarray, pool: CRFPool) -> np.ndarray:
     """Dense-CRF labels of an image from its :class:`LogitMap`, int32 ``(H, W)`` (see
     :func:`crf_marginal_bands`)."""
     labels = np.empty(logits.image_size, np.int32)
-    for start, marginals in crf_marginal_bands(logits, image, pool):
-        labels[start:start + len(marginals)] = marginals.argmax(axis=-1)
+    for _ in argmax_into(labels, crf_marginal_bands(logits, image, pool)):
+        pass
     return labels
 
 
