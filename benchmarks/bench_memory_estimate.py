@@ -34,13 +34,15 @@ NUM_CLASSES = 21
 def parse_args(argv=None):
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--archs", default="lw-refinenet-resnet50,lw-refinenet-mobilenetv2,refinenet-resnet101")
-    parser.add_argument("--sides", default="1024,2048", help="comma-separated sides of the square images")
+    parser.add_argument("--sides", help="comma-separated sides of the square images (default 1024,2048; "
+                                         "256 with --quick)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # arch:options:side
     parser.add_argument("--weights", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.quick:
-        args.archs, args.sides = "lw-refinenet-mobilenetv2", "256"
+        args.archs = "lw-refinenet-mobilenetv2"
+    args.sides = args.sides or ("256" if args.quick else "1024,2048")
     return args
 
 

@@ -98,15 +98,21 @@ def restore(session: v1.Session, path: str, variables: Sequence[tf.Variable]) ->
     """Load every one of ``variables`` from a checkpoint, strictly: resuming a run.
 
     Each variable must be in the checkpoint with the same shape, else CheckpointError naming them and
-    what the checkpoint holds. Checkpoint variables the model lacks are reported as unused.
+    what the checkpoint holds. Checkpoint variables the model lacks are reported as unused. A run's starting
+    weights (``model.ckpt-0``, global step 0) hold no optimizer state: there the optimizer's variables keep
+    their initial values, which are its state at step 0.
     """
     prefix = resolve_checkpoint(path)
     reader = open_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
     by_name = _by_name(variables)
+    fresh: tuple[str, ...] = ()
+    if "global_step" in shapes and np.asarray(reader.get_tensor("global_step")).tolist() in (0, [0]):
+        fresh = tuple(sorted(name for name in by_name if name not in shapes and is_training_state(name)))
+        by_name = {name: variable for name, variable in by_name.items() if name not in fresh}
     _check_complete(prefix, _shapes_of(by_name), shapes)
     _assign(session, by_name, reader)
-    report = RestoreReport(prefix, tuple(sorted(by_name)), (), tuple(sorted(set(shapes) - set(by_name))))
+    report = RestoreReport(prefix, tuple(sorted(by_name)), fresh, tuple(sorted(set(shapes) - set(by_name))))
     _LOG.info("restored %d variables from %s", len(report.restored), prefix)
     return report
 

@@ -31,14 +31,26 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {one_line(str(message))} ({category.__name__})", file=file or sys.stderr)
 
 
-def configure_logging(verbose: bool = False) -> None:
-    """Plain progress lines on stderr, warnings on one line; ``verbose`` adds debug lines and TensorFlow's log."""
+@contextlib.contextmanager
+def command_logging(verbose: bool = False) -> Iterator[None]:
+    """For the length of a command: plain progress lines on stderr, warnings on one line; ``verbose`` adds debug
+    lines and TensorFlow's log. The handler and levels are put back afterwards, so a command can run in a
+    process that goes on (a test, a notebook)."""
     if verbose:
         tf_quiet.set_verbose(True)
-        logging.getLogger("refinenet_tf").setLevel(logging.DEBUG)
+    root, ours = logging.getLogger(), logging.getLogger("refinenet_tf")
+    levels = root.level, ours.level
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLineWarnings("%(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    ours.setLevel(logging.DEBUG if verbose else logging.NOTSET)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(levels[0])
+        ours.setLevel(levels[1])
 
 
 @contextlib.contextmanager
@@ -58,9 +70,9 @@ def error_line(error: RefineNetError) -> str:
 
 def run(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> int:
     """Run a command; a RefineNetError becomes a one-line 'error: ...' and exit status 2."""
-    configure_logging(tf_quiet.verbose_requested(sys.argv[1:] if argv is None else argv))
     try:
-        with _one_line_python_warnings():
+        with command_logging(tf_quiet.verbose_requested(sys.argv[1:] if argv is None else argv)), \
+                _one_line_python_warnings():
             main(argv)
     except RefineNetError as error:
         print(error_line(error), file=sys.stderr)

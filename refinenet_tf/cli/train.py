@@ -27,8 +27,9 @@ def build_parser(multiscale: bool = False) -> argparse.ArgumentParser:
     name = "train_msc.py" if multiscale else "train.py"
     what = "multi-scale (1.0, 0.75, 0.5) training with gradient accumulation" if multiscale else "training"
     parser = flags.new_parser(name, f"RefineNet {what}, DeepLab-ResNet-TF style.")
-    flags.add_model_flags(parser, restore_help="checkpoint file or directory to start from (resuming from "
-                                               "--snapshot-dir takes precedence)")
+    flags.add_model_flags(parser, restore_help="checkpoint file or directory to start from; a --snapshot-dir "
+                                               "holding a run started from it (or from nothing named) resumes that "
+                                               "run, another start moves that run into run-<time>/ first")
     flags.add_data_flags(parser)
     group = parser.add_argument_group("training")
     group.add_argument("--batch-size", type=int, default=1 if multiscale else defaults.BATCH_SIZE,
@@ -92,7 +93,7 @@ def config_from_args(args: argparse.Namespace, multiscale: bool = False) -> Trai
     description = description_to_train(
         args.snapshot_dir, args.restore_from, args.arch, args.num_classes,
         read_class_table(args.class_dict) if args.class_dict else None, args.stride_on, args.padding,
-        args.img_mean, args.ignore_label)
+        args.img_mean, args.ignore_label, args.not_restore_last)
     return TrainConfig(
         description=description,
         data_dir=args.data_dir, data_list=args.data_list, snapshot_dir=args.snapshot_dir,

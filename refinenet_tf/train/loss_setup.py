@@ -3,21 +3,17 @@ printed, and recorded in ``training.json`` beside the snapshots, where a resumed
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 from dataclasses import dataclass
 from typing import Protocol
 
 from refinenet_tf import checkpoints
 from refinenet_tf.architectures import OUTPUT_STRIDE
-from refinenet_tf.defaults import TRAINING_RECORD_FILE
 from refinenet_tf.description import ModelDescription
-from refinenet_tf.errors import DataError
-from refinenet_tf.files import write_text_atomically
 from refinenet_tf.train.class_weights import ClassWeights, resolve_class_weights
 from refinenet_tf.train.losses import PixelLoss
+from refinenet_tf.train.run_folder import read_record, record_path, write_record_entry
 
 _LOG = logging.getLogger(__name__)
 RECORD_KEY = "loss"  # the entry of training.json this module owns
@@ -49,10 +45,7 @@ class RunLoss:
 
     def save(self, snapshot_dir: str) -> None:
         """Write the entry into ``snapshot_dir/training.json`` atomically, keeping the file's other entries."""
-        path = record_path(snapshot_dir)
-        content = {**read_record(path), RECORD_KEY: self.record}
-        os.makedirs(snapshot_dir, exist_ok=True)
-        write_text_atomically(path, json.dumps(content, indent=2) + "\n")
+        write_record_entry(snapshot_dir, RECORD_KEY, self.record)
 
 
 def choose_loss(config: LossConfig, resume_from: str | None = None) -> RunLoss:
@@ -100,25 +93,6 @@ def describe(record: dict) -> str:
     weights = record.get("class_weights")
     source = weights.get("source") if isinstance(weights, dict) else None
     return f"{kind}{details}, " + (f"class weights {source}" if source else "no class weights")
-
-
-def record_path(snapshot_dir: str) -> str:
-    """Where the training record of the snapshots in ``snapshot_dir`` is."""
-    return os.path.join(snapshot_dir, TRAINING_RECORD_FILE)
-
-
-def read_record(path: str) -> dict:
-    """A ``training.json``'s content, {} when there is none yet."""
-    try:
-        with open(path, encoding="utf-8") as stream:
-            content = json.load(stream)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: cannot read the training record ({error}); fix or delete it") from None
-    if not isinstance(content, dict):
-        raise DataError(f"{path}: the training record is not a JSON object; fix or delete it")
-    return content
 
 
 def _warn_if_ohem_keeps_everything(settings: PixelLoss, batch_size: int, input_size: tuple[int, int]) -> None:

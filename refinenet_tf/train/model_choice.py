@@ -22,12 +22,13 @@ from refinenet_tf.description import (
     load_description,
 )
 from refinenet_tf.errors import ConfigError, parameter
-from refinenet_tf.train.trainer import resume_point
+from refinenet_tf.train.run_folder import continued_snapshot
 
 
-def source_description(snapshot_dir: str, restore_from: str | None) -> ModelDescription | None:
-    """The description of the snapshots being resumed, else of the ``restore_from`` checkpoint, if any."""
-    if resume_point(snapshot_dir, restore_from) is not None:
+def source_description(snapshot_dir: str, restore_from: str | None,
+                       not_restore_last: bool = False) -> ModelDescription | None:
+    """The description of the snapshots the command continues, else of the ``restore_from`` checkpoint, if any."""
+    if continued_snapshot(snapshot_dir, restore_from, not_restore_last)[0] is not None:
         return load_description(snapshot_dir) if has_description(snapshot_dir) else None
     if restore_from and has_description(restore_from):
         return load_description(restore_from)
@@ -37,13 +38,14 @@ def source_description(snapshot_dir: str, restore_from: str | None) -> ModelDesc
 def description_to_train(snapshot_dir: str, restore_from: str | None = None, arch: str | None = None,
                          num_classes: int | None = None, class_table: ClassTable | None = None,
                          stride_on: str | None = None, padding: str | None = None,
-                         img_mean: Sequence[float] | None = None, ignore_label: int | None = None) -> ModelDescription:
+                         img_mean: Sequence[float] | None = None, ignore_label: int | None = None,
+                         not_restore_last: bool = False) -> ModelDescription:
     """The model a run trains: the given values first, then the source's description, then the defaults.
 
     ``class_table`` sets the class names and colours (and the class count, unless ``num_classes`` is given,
     which must then agree with it).
     """
-    source = source_description(snapshot_dir, restore_from)
+    source = source_description(snapshot_dir, restore_from, not_restore_last)
     arch = arch or (source.arch if source else DEFAULT_ARCH)
     base = default_description(arch)
     if source is not None and check_arch(source.arch).backbone == check_arch(arch).backbone:

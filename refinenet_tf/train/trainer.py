@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import signal
 import threading
 import time
@@ -23,8 +22,8 @@ import tensorflow as tf
 from refinenet_tf import checkpoints, defaults
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.data.reader import ON_BAD_SAMPLE, SkipCounter, reader_errors, train_dataset
-from refinenet_tf.description import ModelDescription, has_description, load_description
-from refinenet_tf.errors import ConfigError, DescriptionError, TrainingError, parameter
+from refinenet_tf.description import ModelDescription
+from refinenet_tf.errors import ConfigError, TrainingError, parameter
 from refinenet_tf.models.layers import DEFAULT_BATCH_NORM_DECAY
 from refinenet_tf.models.model import FUSIONS, MultiScaleLogits, build_model, multiscale_logits
 from refinenet_tf.sessions import session_config
@@ -40,6 +39,7 @@ from refinenet_tf.train.losses import (
 from refinenet_tf.train.memory import check_fits_in_memory
 from refinenet_tf.train.optimizer import build_train_ops, variable_name
 from refinenet_tf.train.precision import check_precision, loss_scale, model_precision
+from refinenet_tf.train.run_folder import START_KEY, plan_run, start_record, write_record_entry
 from refinenet_tf.train.schedule import make_schedule
 from refinenet_tf.train.summaries import comparison_summary
 from refinenet_tf.train.validation import build_validation
@@ -140,6 +140,7 @@ class _GraphParts:
     model_variables: list
     saver_variables: list
     saver: v1.train.Saver
+    start_saver: v1.train.Saver  # the starting weights (model.ckpt-0): the model and the step, no optimizer state
     initialise: tf.Operation
     sync_replicas: tf.Operation | None = None  # after a restore, gives every replica the restored values
 
@@ -155,11 +156,8 @@ class Trainer:
         self.schedule = make_schedule(config.schedule, config.learning_rate, config.num_steps, config.power)
         self.skipped = SkipCounter()
         self._stop_reason: str | None = None
-        self._resume_from = resume_point(config.snapshot_dir, config.restore_from)
-        if self._resume_from:
-            self._check_snapshot_description()
-        elif config.restore_from:
-            checkpoints.resolve_checkpoint(config.restore_from)
+        self._plan = plan_run(config.snapshot_dir, config.restore_from, config.not_restore_last, config.description)
+        self._resume_from = self._plan.resume_from
         self.loss = choose_loss(config, self._resume_from)
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -180,14 +178,18 @@ class Trainer:
         placement = self._placement
         with v1.Session(placement.target, graph=self.graph, config=placement.session_config) as session, \
                 self._stop_on_signals():
-            step = self._initialise(session)
+            restore_from = self._plan.carry_out() if placement.is_chief else config.restore_from
+            step = self._initialise(session, restore_from)
             if placement.is_chief:
                 self.loss.save(config.snapshot_dir)
+                if not self._resume_from:
+                    write_record_entry(config.snapshot_dir, START_KEY,
+                                       start_record(restore_from, config.not_restore_last))
             last_snapshot, loss = self._resume_from, None
             if not self._resume_from and placement.is_chief:
                 # the starting weights as model.ckpt-0: what DeepLab's scripts name after one step, and a
-                # resume point before the first snapshot is due
-                last_snapshot = checkpoints.save_snapshot(parts.saver, session, config.snapshot_dir, 0,
+                # resume point before the first snapshot is due; the optimizer's state is its initial one
+                last_snapshot = checkpoints.save_snapshot(parts.start_saver, session, config.snapshot_dir, 0,
                                                           config.description)
             writer = v1.summary.FileWriter(config.snapshot_dir)
             progress = _Progress(step, config.num_steps, config.batch_size * config.grad_update_every)
@@ -270,12 +272,18 @@ class Trainer:
                              if count else None)
             saver_variables = v1.global_variables()  # model, global step and momentum: a resume continues exactly
             saver = v1.train.Saver(var_list=saver_variables, max_to_keep=None, save_relative_paths=True)
+            start_saver = v1.train.Saver(
+                var_list=[variable for variable in saver_variables
+                          if variable_name(variable) == variable_name(global_step)
+                          or not checkpoints.is_training_state(variable_name(variable))],
+                max_to_keep=None, save_relative_paths=True)
             initialise = tf.group(v1.global_variables_initializer(), v1.local_variables_initializer(),
                                   step.input_initializer)
             sync_replicas = distributed.copy_first_to_all(placement, saver_variables)
         self._validation = build_validation(config, placement.replicas, model_variables)
         return _GraphParts(global_step, step.loss, learning_rate, step.train_ops, scalar_summary,
-                           image_summary, model_variables, saver_variables, saver, initialise, sync_replicas)
+                           image_summary, model_variables, saver_variables, saver, start_saver, initialise,
+                           sync_replicas)
 
     def _examples_already_used(self) -> int:
         """Examples the snapshot being resumed has trained on: the data stream continues after them."""
@@ -306,20 +314,16 @@ class Trainer:
 
     # --- session ----------------------------------------------------------------------------------------
 
-    def _initialise(self, session: v1.Session) -> int:
-        """Initialise, then resume from the snapshot directory or restore ``--restore-from``; the start step."""
+    def _initialise(self, session: v1.Session, restore_from: str | None) -> int:
+        """Initialise, then resume the snapshot folder's run or restore ``restore_from``; the start step."""
         config, parts = self.config, self._parts
         session.run(parts.initialise)
         if self._resume_from:
             checkpoints.restore(session, self._resume_from, self._first_copies(parts.saver_variables))
             self._sync_replicas(session)
-            step = int(session.run(parts.global_step))
-            _LOG.info("resuming from %s at step %d", self._resume_from, step)
-            if config.restore_from and checkpoints.resolve_checkpoint(config.restore_from) != self._resume_from:
-                _LOG.info("%s is not used when resuming", config.restore_from)
-            return step
-        if config.restore_from:
-            checkpoints.initialise_from(session, config.restore_from, self._first_copies(parts.model_variables),
+            return int(session.run(parts.global_step))
+        if restore_from:
+            checkpoints.initialise_from(session, restore_from, self._first_copies(parts.model_variables),
                                         skip_classifier=config.not_restore_last)
             self._sync_replicas(session)
         elif config.train_batch_norm:
@@ -361,16 +365,6 @@ class Trainer:
         summaries = [results[key] for key in ("scalars", "images") if key in results]
         return float(np.mean(losses)), summaries
 
-    def _check_snapshot_description(self) -> None:
-        directory, wanted = self.config.snapshot_dir, self.config.description
-        if not has_description(directory):
-            return
-        saved = load_description(directory)
-        if (saved.arch, saved.num_classes) != (wanted.arch, wanted.num_classes):
-            raise DescriptionError(
-                f"{directory} holds snapshots of {saved.arch} with {saved.num_classes} classes, but this run "
-                f"trains {wanted.arch} with {wanted.num_classes}; use another {parameter('snapshot_dir')}")
-
     @contextlib.contextmanager
     def _stop_on_signals(self) -> Iterator[None]:
         """While training, the first SIGINT/SIGTERM requests a stop with a snapshot; a second one interrupts."""
@@ -410,21 +404,6 @@ class _Progress:
         speed = self._images_per_step / seconds_per_step if seconds_per_step > 0 else float("inf")
         return (f"step {step}/{self._num_steps}  loss {loss:.4f}  lr {learning_rate:.3g}  "
                 f"{speed:.1f} images/s  ETA {eta}")
-
-
-def resume_point(snapshot_dir: str, restore_from: str | None = None) -> str | None:
-    """The snapshot a run continues from, or None for a fresh start.
-
-    The newest snapshot in ``snapshot_dir``; when ``restore_from`` names a snapshot inside
-    ``snapshot_dir`` (an earlier one of the same run), that one. Any other ``restore_from`` only
-    initialises the weights of a fresh run.
-    """
-    latest = checkpoints.latest_snapshot(snapshot_dir)
-    if latest is None or not restore_from:
-        return latest
-    chosen = checkpoints.resolve_checkpoint(restore_from)
-    same_run = os.path.realpath(os.path.dirname(chosen)) == os.path.realpath(snapshot_dir)
-    return chosen if same_run else latest
 
 
 def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResult:

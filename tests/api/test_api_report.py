@@ -6,12 +6,12 @@ import pytest
 
 from refinenet_tf import RefineNet
 from refinenet_tf.evaluate.html_report import MARKER
-from tests.support.model_factory import write_checkpoints, write_dataset
+from tests.support.model_factory import write_dataset
 from tests.support.toy_data import write_dataset as write_toy_dataset
 
 
-def test_eval_writes_the_report_beside_its_results(tmp_path):
-    checkpoint, _ = write_checkpoints(str(tmp_path / "checkpoints"))
+def test_eval_writes_the_report_beside_its_results(tmp_path, tiny_checkpoints):
+    checkpoint, _ = tiny_checkpoints
     list_path = write_dataset(str(tmp_path / "data"), count=3)
     with RefineNet(model=checkpoint) as model:
         results = model.eval(list_path, report=str(tmp_path / "report"), report_images=1)

@@ -1,8 +1,6 @@
 """convert_masks.py: round trips for each format, unknown colours, refusing to overwrite inputs."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,8 +12,8 @@ from refinenet_tf.data.class_table import ClassTable, read_class_table, write_cl
 from refinenet_tf.data.masks import index_to_colour, save_palette_mask, train_ids_to_label_ids
 from refinenet_tf.errors import ConfigError, DataError
 from refinenet_tf.palette import voc_palette
+from tests.support.scripts import run_script
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TABLE = ClassTable(("sky", "road", "car", "tree"), ((70, 130, 180), (128, 64, 128), (0, 0, 142), (107, 142, 35)))
 
 
@@ -36,15 +34,13 @@ def read(path):
     return np.asarray(Image.open(path))
 
 
-def test_rgb_round_trip_with_class_dict_in_subprocess(tmp_path):
+def test_rgb_round_trip_with_class_dict_through_the_script(tmp_path):
     masks = index_masks(3, TABLE.num_classes)
     for i, mask in enumerate(masks):
         save(str(tmp_path / "labels" / ("sub" if i == 2 else "") / f"m{i}.png"), index_to_colour(mask, TABLE))
     write_class_table(str(tmp_path / "class_dict.csv"), TABLE)
-    completed = subprocess.run(
-        [sys.executable, os.path.join(REPO, "convert_masks.py"), str(tmp_path / "labels"), "--format", "rgb",
-         "--class-dict", str(tmp_path / "class_dict.csv"), "--output-dir", str(tmp_path / "out"), "--workers", "2"],
-        capture_output=True, text=True, cwd=REPO, timeout=120)
+    completed = run_script("convert_masks.py", tmp_path / "labels", "--format", "rgb", "--class-dict",
+                           tmp_path / "class_dict.csv", "--output-dir", tmp_path / "out", "--workers", "2")
     assert completed.returncode == 0, completed.stderr
     assert "converting masks 3/3" in completed.stderr
     for i, mask in enumerate(masks):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -16,25 +15,17 @@ from refinenet_tf.cli import evaluate, evaluate_crf, infer
 from refinenet_tf.cli.common import run
 from refinenet_tf.evaluate.metrics import ConfusionMatrix
 from refinenet_tf.palette import colourise
-from tests.support.model_factory import CLASS_NAMES, NUM_CLASSES, write_checkpoints, write_dataset
+from tests.support.model_factory import CLASS_NAMES, NUM_CLASSES, write_dataset
+from tests.support.scripts import run_script
 
-pytestmark = pytest.mark.slow  # the evaluation and inference scripts as processes
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+pytestmark = pytest.mark.slow  # the evaluation and inference scripts end to end
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_checkpoints):
     root = tmp_path_factory.mktemp("scripts")
-    random_checkpoint, _ = write_checkpoints(str(root / "checkpoints"))
+    random_checkpoint, _ = tiny_checkpoints
     data_dir = str(root / "data")
     return random_checkpoint, data_dir, write_dataset(data_dir)
-
-
-def _script(name: str, *args: str, cwd: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, os.path.join(REPO, name), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 def _read(path: str) -> np.ndarray:
@@ -52,7 +43,7 @@ def _one_error_line(stderr: str) -> str:
 def test_evaluate_msc_prints_the_table_and_writes_matching_results(setup, tmp_path):
     checkpoint, data_dir, data_list = setup
     output, save_dir = str(tmp_path / "results.json"), str(tmp_path / "pred")
-    done = _script("evaluate_msc.py", "--data-dir", data_dir, "--data-list", data_list, "--restore-from",
+    done = run_script("evaluate_msc.py", "--data-dir", data_dir, "--data-list", data_list, "--restore-from",
                    checkpoint, "--scales", "1.0,0.5", "--fusion", "mean", "--flip",
                    "--output", output, "--save-dir", save_dir, "--threads", "2", cwd=str(tmp_path))
     assert done.returncode == 0, done.stderr
@@ -97,7 +88,7 @@ def test_missing_pydensecrf_is_one_clear_line(setup, monkeypatch, capsys):
 def test_inference_needs_only_image_and_checkpoint(setup, tmp_path):
     checkpoint, data_dir, _ = setup
     image = os.path.join(data_dir, "img", "im0.png")
-    done = _script("inference.py", image, os.path.join(checkpoint, "model.ckpt-1"), cwd=str(tmp_path))
+    done = run_script("inference.py", image, os.path.join(checkpoint, "model.ckpt-1"), cwd=str(tmp_path))
     assert done.returncode == 0, done.stderr
     labels = _read(str(tmp_path / "output" / "im0.png"))
     assert labels.shape == (37, 45) and labels.max() < NUM_CLASSES
@@ -119,7 +110,7 @@ def test_inference_on_a_folder_saves_logits_per_image(setup, tmp_path, capsys):
 
 def test_missing_checkpoint_exits_2_with_one_line(setup, tmp_path):
     _, data_dir, data_list = setup
-    done = _script("evaluate_msc.py", "--data-dir", data_dir, "--data-list", data_list,
+    done = run_script("evaluate_msc.py", "--data-dir", data_dir, "--data-list", data_list,
                    "--restore-from", str(tmp_path / "nothing"), cwd=str(tmp_path))
     assert done.returncode == 2
     assert "checkpoint not found" in _one_error_line(done.stderr)

@@ -20,8 +20,6 @@ from refinenet_tf.cli import common
 from refinenet_tf.errors import ConfigError
 from refinenet_tf.tf_quiet import LineFilter
 
-pytestmark = pytest.mark.slow  # every command as a fresh process, both oneDNN settings
-
 REPO = Path(__file__).resolve().parents[2]
 # TensorFlow's log lines, recognised independently of tf_quiet's own patterns
 TF_LINE = re.compile(r"[IWEF]\d{4} \d\d:\d\d:|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |WARNING: All log messages"
@@ -85,6 +83,7 @@ def _infer_command(entry: str, image: str) -> list[str]:
                   "from refinenet_tf.cli.scripts import infer; infer()"]
 
 
+@pytest.mark.slow  # fresh processes
 @pytest.mark.parametrize(("entry", "onednn"), [("script", "1"), ("script", "0"), ("module", "0"), ("console", "1")])
 def test_failing_command_prints_one_error_line(image, entry, onednn):
     result = _run(*_infer_command(entry, image), onednn=onednn)
@@ -94,6 +93,7 @@ def test_failing_command_prints_one_error_line(image, entry, onednn):
     assert lines[0].startswith("error: ") and "no_such_checkpoint" in lines[0]
 
 
+@pytest.mark.slow  # fresh processes
 @pytest.mark.parametrize("onednn", ["1", "0"])
 def test_successful_command_prints_nothing_on_stderr(onednn):
     result = _run("-m", "refinenet_tf", "info", "--arch", "lw-refinenet-mobilenetv2", "--num-classes", "3",
@@ -103,6 +103,7 @@ def test_successful_command_prints_nothing_on_stderr(onednn):
     assert result.stderr == ""
 
 
+@pytest.mark.slow  # fresh processes
 @pytest.mark.parametrize("onednn", ["1", "0"])
 def test_api_keeps_every_other_line_in_order(onednn):
     result = _run("-c", API_SCRIPT, onednn=onednn)
@@ -111,6 +112,7 @@ def test_api_keeps_every_other_line_in_order(onednn):
     assert result.stderr == "genuine from C\nours from Python\nunfinished at exit"
 
 
+@pytest.mark.slow  # fresh processes
 def test_verbose_flag_shows_tensorflow_lines(image, raw_tensorflow_sources):
     result = _run("inference.py", image, "no_such_checkpoint", "--verbose")
     assert result.returncode == 2
@@ -118,6 +120,7 @@ def test_verbose_flag_shows_tensorflow_lines(image, raw_tensorflow_sources):
     assert raw_tensorflow_sources <= _sources(result.stderr)
 
 
+@pytest.mark.slow  # fresh processes
 def test_verbose_environment_variable_shows_tensorflow_lines(raw_tensorflow_sources):
     result = _run("-c", API_SCRIPT, **{tf_quiet.VERBOSE_ENV: "1"})
     assert result.returncode == 0, result.stderr

@@ -1,13 +1,10 @@
 """End to end: the official Light-Weight RefineNet MobileNet-v2 weights, converted with convert_weights.py,
 give the official logits through inference.py --save-logits (needs ../shared/reference; torch is not needed)."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.support.scripts import run_script
 
 pytestmark = pytest.mark.slow  # the official reference through the scripts
 
@@ -15,14 +12,12 @@ pytestmark = pytest.mark.slow  # the official reference through the scripts
 @pytest.mark.parametrize("size", ["96x128", "101x133"])
 def test_inference_reproduces_reference_logits(shared_reference, tmp_path, size):
     checkpoint_dir = tmp_path / "mbv2"
-    convert = [sys.executable, str(REPO / "convert_weights.py"), str(shared_reference / "mbv2.pth"),
-               "--source", "lw-refinenet", "--arch", "lw-refinenet-mobilenetv2", "--num-classes", "21",
-               "--output-dir", str(checkpoint_dir)]
-    subprocess.run(convert, check=True, capture_output=True, text=True)
+    converted = run_script("convert_weights.py", shared_reference / "mbv2.pth", "--source", "lw-refinenet", "--arch",
+                           "lw-refinenet-mobilenetv2", "--num-classes", "21", "--output-dir", checkpoint_dir)
+    assert converted.returncode == 0, converted.stderr[-2000:]
     logits_path = tmp_path / "logits.npy"
-    infer = [sys.executable, str(REPO / "inference.py"), str(shared_reference / f"input_{size}.png"),
-             str(checkpoint_dir), "--save-dir", str(tmp_path / "out"), "--save-logits", str(logits_path)]
-    result = subprocess.run(infer, capture_output=True, text=True)
+    result = run_script("inference.py", shared_reference / f"input_{size}.png", checkpoint_dir, "--save-dir",
+                        tmp_path / "out", "--save-logits", logits_path)
     assert result.returncode == 0, result.stderr[-2000:]
 
     ours = np.load(logits_path)

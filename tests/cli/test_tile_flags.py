@@ -14,13 +14,13 @@ from PIL import Image
 from refinenet_tf.cli import evaluate, infer
 from refinenet_tf.cli.common import run
 from refinenet_tf.evaluate.crf import CRFParams
-from tests.support.model_factory import CLASS_NAMES, NUM_CLASSES, write_checkpoints, write_dataset
+from tests.support.model_factory import CLASS_NAMES, NUM_CLASSES, write_dataset
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_checkpoints):
     root = tmp_path_factory.mktemp("tile_flags")
-    random_checkpoint, _ = write_checkpoints(str(root / "checkpoints"))
+    random_checkpoint, _ = tiny_checkpoints
     data_dir = str(root / "data")
     return random_checkpoint, data_dir, write_dataset(data_dir, size=(70, 90))
 

@@ -1,8 +1,5 @@
 """train.py and train_msc.py as users run them: one step on a generated debug list, and bad data."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,19 +7,12 @@ import pytest
 from PIL import Image
 
 from refinenet_tf import checkpoints
+from tests.support.scripts import run_script
 from tests.support.toy_data import write_dataset
 
-pytestmark = pytest.mark.slow  # the training scripts as processes
-
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # the training scripts end to end
 COMMON_FLAGS = ["--arch", "lw-refinenet-mobilenetv2", "--num-classes", "3", "--input-size", "64,64",
                 "--num-steps", "1", "--save-pred-every", "1", "--log-every", "1", "--threads", "1"]
-
-
-def _run(script: str, *flags: str) -> subprocess.CompletedProcess:
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run([sys.executable, str(REPO / script), *flags], cwd=REPO, env=environment,
-                          capture_output=True, text=True, timeout=240)
 
 
 def _debug_data(root: Path) -> list[str]:
@@ -32,7 +22,7 @@ def _debug_data(root: Path) -> list[str]:
 
 def test_train_py_runs_one_step_and_writes_a_snapshot(tmp_path):
     snapshots = tmp_path / "snapshots"
-    result = _run("train.py", *_debug_data(tmp_path), *COMMON_FLAGS, "--batch-size", "2", "--random-mirror",
+    result = run_script("train.py", *_debug_data(tmp_path), *COMMON_FLAGS, "--batch-size", "2", "--random-mirror",
                   "--random-scale", "--snapshot-dir", str(snapshots))
     assert result.returncode == 0, result.stderr
     assert "step 1/1" in result.stderr
@@ -42,7 +32,7 @@ def test_train_py_runs_one_step_and_writes_a_snapshot(tmp_path):
 
 def test_train_msc_py_accumulates_and_runs_one_step(tmp_path):
     snapshots = tmp_path / "snapshots"
-    result = _run("train_msc.py", *_debug_data(tmp_path), *COMMON_FLAGS, "--grad-update-every", "2",
+    result = run_script("train_msc.py", *_debug_data(tmp_path), *COMMON_FLAGS, "--grad-update-every", "2",
                   "--fusion", "mean", "--snapshot-dir", str(snapshots))
     assert result.returncode == 0, result.stderr
     assert "batch 1 x 2 accumulated" in result.stderr and "step 1/1" in result.stderr
@@ -53,7 +43,7 @@ def test_bad_mask_stops_training_with_a_message_naming_the_file(tmp_path):
     flags = _debug_data(tmp_path)
     bad_mask = tmp_path / "labels" / "001.png"
     Image.fromarray(np.full((64, 64), 7, np.uint8), mode="L").save(bad_mask)  # class 7 of 3
-    result = _run("train.py", *flags, *COMMON_FLAGS, "--batch-size", "2", "--snapshot-dir", str(tmp_path / "s"))
+    result = run_script("train.py", *flags, *COMMON_FLAGS, "--batch-size", "2", "--snapshot-dir", str(tmp_path / "s"))
     assert result.returncode == 2
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: ") and str(bad_mask) in last_line and "7" in last_line

@@ -16,14 +16,14 @@ from refinenet_tf.evaluate.evaluator import evaluate, read_instance_list
 from refinenet_tf.evaluate.metrics import ConfusionMatrix, InstanceStats
 from refinenet_tf.evaluate.predict import PredictOptions, Predictor, description_for_checkpoint
 from refinenet_tf.palette import colourise
-from tests.support.model_factory import CONSTANT_LOGITS, NUM_CLASSES, write_checkpoints, write_dataset
+from tests.support.model_factory import CONSTANT_LOGITS, NUM_CLASSES, write_dataset
 
 THING_CLASSES = (1, 2)
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    return write_checkpoints(str(tmp_path_factory.mktemp("checkpoints")))
+def checkpoints(tiny_checkpoints):
+    return tiny_checkpoints
 
 
 def _mask(path: str) -> np.ndarray:

@@ -25,7 +25,7 @@ from refinenet_tf.evaluate.html_report import MARKER, PICTURES, check_report, wr
 from refinenet_tf.evaluate.predict import description_for_checkpoint
 from refinenet_tf.models.prediction import SINGLE_SCALE
 from refinenet_tf.palette import colourise
-from tests.support.model_factory import NUM_CLASSES, write_checkpoints, write_dataset
+from tests.support.model_factory import NUM_CLASSES, write_dataset
 
 IMAGES = 7
 SHOWN = 2
@@ -84,10 +84,10 @@ def _value(scores: dict, key: str):
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
+def evaluated(tmp_path_factory, tiny_checkpoints):
     """One evaluation of the random checkpoint on 7 generated images, predictions saved."""
     root = tmp_path_factory.mktemp("report")
-    checkpoint, _ = write_checkpoints(str(root / "checkpoints"))
+    checkpoint, _ = tiny_checkpoints
     data_dir = str(root / "data")
     list_path = write_dataset(data_dir, count=IMAGES)
     samples = read_list_file(data_dir, list_path)

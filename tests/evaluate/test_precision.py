@@ -1,5 +1,5 @@
 """Prediction precision: what ``auto`` picks for the hardware, bfloat16 through the commands and exports, and
-the accuracy guard on the demo's data (bfloat16 against float32)."""
+the accuracy guard (bfloat16 against float32) with a trained model on scenes it has not seen."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from PIL import Image
 from refinenet_tf import hardware
 from refinenet_tf.cli import main as cli
 from refinenet_tf.data.listfile import read_list_file
-from refinenet_tf.demo import DemoPaths, DemoSettings, run_demo_with
 from refinenet_tf.description import load_description
 from refinenet_tf.errors import ConfigError
 from refinenet_tf.evaluate.precision_check import compare_precisions
-from tests.support.model_factory import write_checkpoints, write_dataset
+from tests.support.model_factory import write_dataset
+from tests.support.toy_data import write_dataset as write_toy_dataset
 
 
 @pytest.mark.parametrize("flags, gpu, expected", [
@@ -56,8 +56,8 @@ def test_onednn_follows_the_environment_then_the_cpu(monkeypatch):
     assert not hardware.onednn_enabled()
 
 
-def test_commands_take_precision_and_record_it(tmp_path, capsys):
-    checkpoint, _ = write_checkpoints(str(tmp_path / "checkpoints"))
+def test_commands_take_precision_and_record_it(tmp_path, capsys, tiny_checkpoints):
+    checkpoint, _ = tiny_checkpoints
     list_path = write_dataset(str(tmp_path / "data"))
     results = tmp_path / "results.json"
     assert cli(["evaluate", "--restore-from", checkpoint, "--data-dir", str(tmp_path / "data"), "--data-list",
@@ -75,19 +75,11 @@ def test_commands_take_precision_and_record_it(tmp_path, capsys):
     assert "--precision bfloat16 applies to saved_model and frozen exports" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> DemoPaths:
-    """A shortened demo run: the demo's scenes and recipe, fewer steps and scenes."""
-    root = str(tmp_path_factory.mktemp("demo"))
-    run_demo_with(root, DemoSettings(num_steps=300, num_train=120, num_val=20, threads=2))
-    return DemoPaths(root)
-
-
-@pytest.mark.slow  # trains the demo's model for a few minutes
-def test_bfloat16_keeps_the_demo_models_answers(demo):
-    snapshots = demo.snapshots
-    samples = read_list_file(demo.data, os.path.join(demo.lists, "synthetic", "val.txt"))
-    result = compare_precisions(snapshots, samples, load_description(snapshots), threads=2)
+@pytest.mark.slow  # reads the session's trained toy model
+def test_bfloat16_keeps_the_trained_models_answers(toy_model, tmp_path):
+    list_path = write_toy_dataset(str(tmp_path), count=20, seed=1, list_name="val.txt")  # scenes it has not seen
+    samples = read_list_file(str(tmp_path), list_path)
+    result = compare_precisions(toy_model, samples, load_description(toy_model), threads=2)
     assert result.images == 20
     assert result.mean_iou_float32 > 0.5, result  # a trained model, not a constant answer
     assert result.label_agreement >= 0.99, result

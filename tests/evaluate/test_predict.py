@@ -10,15 +10,15 @@ from refinenet_tf import checkpoints as checkpoint_files
 from refinenet_tf.errors import CheckpointError, ConfigError, DataError, DescriptionError
 from refinenet_tf.evaluate.predict import Prediction, Predictor, description_for_checkpoint
 from refinenet_tf.models.prediction import PredictOptions, build_predictor_graph
-from tests.support.model_factory import CONSTANT_LOGITS, NUM_CLASSES, write_checkpoints
+from tests.support.model_factory import CONSTANT_LOGITS, NUM_CLASSES
 
 HEIGHT, WIDTH = 37, 45  # not multiples of 4: the logits are ceil(H/4) x ceil(W/4)
 v1 = tf.compat.v1
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    return write_checkpoints(str(tmp_path_factory.mktemp("checkpoints")))
+def checkpoints(tiny_checkpoints):
+    return tiny_checkpoints
 
 
 @pytest.fixture(scope="module")

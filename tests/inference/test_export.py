@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from refinenet_tf.cli import main as cli
 from refinenet_tf.errors import ConfigError
 from refinenet_tf.evaluate.predict import Predictor
 from refinenet_tf.export import export_model
-from tests.support.model_factory import write_checkpoints
 
 pytestmark = pytest.mark.slow  # exports checked by their own runtimes
 
@@ -67,10 +67,10 @@ np.savez(results_file, **results)
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
+def model(tmp_path_factory, tiny_checkpoints):
     """A random-weight lw-refinenet-mobilenetv2 checkpoint, test images and its Predictor outputs."""
     root = tmp_path_factory.mktemp("export")
-    checkpoint, _ = write_checkpoints(str(root / "checkpoint"), seed=3)
+    checkpoint, _ = tiny_checkpoints
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for size in IMAGE_SIZES]
     images_file = root / "images.npz"
@@ -108,13 +108,10 @@ def test_saved_model_serves_any_image_size(model, tmp_path):
     assert_matches_checkpoint(load_in_fresh_process("saved_model", path, model, tmp_path), model["expected"])
 
 
-def test_frozen_graph_from_the_command_line(model, tmp_path):
+def test_frozen_graph_from_the_command_line(model, tmp_path, capsys):
     output = tmp_path / "frozen"
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO))
-    completed = subprocess.run([sys.executable, "-m", "refinenet_tf", "export", model["checkpoint"], str(output),
-                                "--format", "frozen"], env=environment, capture_output=True, text=True, timeout=240)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    path = completed.stdout.strip().splitlines()[-1]
+    assert cli(["export", model["checkpoint"], str(output), "--format", "frozen"]) == 0
+    path = capsys.readouterr().out.strip().splitlines()[-1]
     assert path == str(output / "model.pb")
     assert_matches_checkpoint(load_in_fresh_process("frozen", path, model, tmp_path), model["expected"])
 

@@ -30,6 +30,7 @@ def build(arch, size=(33, 47), num_classes=21, **kwargs):
     return graph, images, output
 
 
+@pytest.mark.slow  # builds each architecture
 @pytest.mark.parametrize("arch", sorted(PUBLISHED_PARAMETERS_M))
 def test_parameter_count_matches_published(arch):
     graph, _, _ = build(arch)
@@ -70,6 +71,7 @@ def test_forward_pass_on_odd_size(arch):
         assert shape[1:3] == [-(-height // stride), -(-width // stride)], name
 
 
+@pytest.mark.slow  # runs a model at several sizes
 def test_dynamic_input_size():
     graph = tf.Graph()
     with graph.as_default():
@@ -99,6 +101,7 @@ def expected_deeplab_resnet_names(depth):
     return names
 
 
+@pytest.mark.slow  # builds ResNet graphs
 @pytest.mark.parametrize("depth", [50, 101, 152])
 def test_resnet_variable_names_follow_deeplab(depth):
     graph, _, _ = build(f"lw-refinenet-resnet{depth}")
@@ -113,6 +116,7 @@ def test_resnet_variable_names_follow_deeplab(depth):
         assert "res4b23_branch2a/weights" not in names
 
 
+@pytest.mark.slow  # builds a full RefineNet
 def test_full_refinenet_decoder_names_follow_refinenet_pytorch():
     graph, _, _ = build("refinenet-resnet101")
     with graph.as_default():
@@ -129,6 +133,7 @@ def test_full_refinenet_decoder_names_follow_refinenet_pytorch():
     assert shapes["clf_conv/weights"] == [3, 3, 256, 21] and shapes["clf_conv/biases"] == [21]
 
 
+@pytest.mark.slow  # builds a ResNet model
 def test_lightweight_decoder_uses_1x1_convs_and_no_rcu():
     graph, _, _ = build("lw-refinenet-resnet50")
     with graph.as_default():
@@ -144,6 +149,7 @@ def conv_strides(graph, scope):
     return op.get_attr("strides")[1]
 
 
+@pytest.mark.slow  # builds ResNet graphs
 def test_stride_placement_option():
     for stride_on, reduce_stride, middle_stride in (("1x1", 2, 1), ("3x3", 1, 2)):
         graph = tf.Graph()
@@ -172,6 +178,7 @@ def test_symmetric_padding_centres_stride_two_windows():
     assert results["symmetric"].shape == results["same"].shape == (4, 4)
 
 
+@pytest.mark.slow  # builds and runs a model in training and inference mode
 def test_batch_norm_frozen_unless_trained():
     graph, images, _ = build("lw-refinenet-mobilenetv2")
     with graph.as_default():
@@ -204,6 +211,7 @@ def test_dropout_only_in_training():
         assert (change < 1e-5) == expect_equal, f"dropout={dropout}: relative change {change:.2e}"
 
 
+@pytest.mark.slow  # builds a model twice
 def test_reuse_shares_variables():
     graph = tf.Graph()
     with graph.as_default():

@@ -1,6 +1,7 @@
 """Interrupted training: train.py killed at random moments resumes and finishes; a resumed run equals an
 uninterrupted one exactly, data order included; the same seed on one thread gives the same weights."""
 
+import os
 import random
 import shutil
 import signal
@@ -131,10 +132,14 @@ def _differing(actual: dict, expected: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def stopped(uninterrupted):
-    """The snapshot directory of a run stopped (as by Ctrl-C) after STOP_AT steps mid-epoch."""
+    """The snapshot directory of a run stopped by Ctrl-C's signal after STOP_AT steps mid-epoch."""
     root, _ = uninterrupted
-    trainer = Trainer(_config(root, root / "stopped"))
-    result = trainer.run(lambda step, loss: trainer.request_stop() if step == STOP_AT else None)
+
+    def interrupt(step, loss):
+        if step == STOP_AT:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would: save a snapshot and stop
+
+    result = Trainer(_config(root, root / "stopped")).run(interrupt)
     assert result.stopped and result.step == STOP_AT
     return root / "stopped"
 

@@ -4,7 +4,7 @@ weight file, and the project's debug list and image."""
 
 from __future__ import annotations
 
-import os
+import glob
 import shutil
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from PIL import Image
 from refinenet_tf.data.class_table import ClassTable, write_class_table
 from refinenet_tf.data.masks import index_to_colour, save_palette_mask
 from tests.support.toy_data import render
-from tests.support.weight_files import write_deeplab_checkpoint, write_torch_state_dict
+from tests.support.weight_files import write_torch_state_dict
 
 REPO = Path(__file__).resolve().parents[2]
 VOC_IDS = {"train": ("2007_000032", "2007_000039"), "val": ("2007_000033", "2007_000042")}
@@ -22,8 +22,9 @@ SIZE = (48, 64)
 RGB_TABLE = ClassTable(("background", "square", "disc"), ((0, 0, 0), (220, 40, 40), (40, 70, 220)))
 
 
-def make_readme_sandbox(root: Path) -> Path:
-    """Fill ``root`` with the README's inputs; returns ``root``."""
+def make_readme_sandbox(root: Path, deeplab_checkpoint: str) -> Path:
+    """Fill ``root`` with the README's inputs, ``deeplab_checkpoint``'s files linked under DeepLab's two names;
+    returns ``root``."""
     rng = np.random.default_rng(0)
     voc = root / "VOCdevkit" / "VOC2012"
     sets = voc / "ImageSets" / "Segmentation"
@@ -43,10 +44,10 @@ def make_readme_sandbox(root: Path) -> Path:
         save_palette_mask(str(root / "masks" / f"scene{index}.png"), mask)
         Image.fromarray(index_to_colour(mask, RGB_TABLE)).save(root / "rgb_masks" / f"scene{index}.png")
     write_class_table(str(root / "class_dict.csv"), RGB_TABLE)
-    write_deeplab_checkpoint(str(root / "deeplab_resnet_init.ckpt"), "refinenet-resnet101")
-    for name in os.listdir(root):
-        if name.startswith("deeplab_resnet_init.ckpt"):
-            shutil.copy(root / name, root / name.replace("deeplab_resnet_init", "deeplab_resnet"))
+    source = Path(deeplab_checkpoint)
+    for file in source.parent.glob(glob.escape(source.name) + ".*"):
+        for name in ("deeplab_resnet_init.ckpt", "deeplab_resnet.ckpt"):
+            (root / file.name.replace(source.name, name)).symlink_to(file)
     write_torch_state_dict(str(root / "rf_lw50_voc.pth"), "lw-refinenet-resnet50", 21, legacy=True)
     shutil.copytree(REPO / "misc", root / "misc")
     (root / "dataset").mkdir()

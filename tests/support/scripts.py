@@ -1,10 +1,20 @@
-"""Run the repository's scripts (train.py, evaluate_msc.py) as users do, and read their one-line errors."""
+"""Run the repository's scripts (train.py, evaluate_msc.py) as users do, and read their one-line errors.
+
+:func:`run_script` runs a script in the test process: its own lines (as ``__main__``), its argv and working folder,
+with stdout and stderr captured and its exit status returned, as ``python SCRIPT ...`` would give them. Only the
+start-up of a Python process is left out; tests where the process itself is the point (quiet output, signals,
+several workers, peak memory) start one with :func:`script_command`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-import subprocess
+import runpy
 import sys
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.toy_data import NUM_CLASSES
@@ -15,23 +25,51 @@ TINY_MODEL_FLAGS = ["--arch", ARCH, "--num-classes", str(NUM_CLASSES), "--input-
                     "--threads", "1", "--save-num-images", "0", "--log-every", "1"]
 
 
+@dataclass(frozen=True)
+class ScriptResult:
+    """What a script run gave: exit status, stdout and stderr."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_script(script: str, *flags: object, cwd: str | os.PathLike = REPO) -> ScriptResult:
+    """Run ``python SCRIPT FLAGS...`` from ``cwd`` in this process; an uncaught exception is status 1 with its
+    traceback on stderr, as in a process."""
+    path = str(REPO / script)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved_argv, saved_cwd, saved_path = sys.argv, os.getcwd(), sys.path[:]
+    sys.argv = [path, *map(str, flags)]
+    sys.path.insert(0, os.path.dirname(path))  # as Python does for a script: its folder first
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                runpy.run_path(path, run_name="__main__")
+                status = 0
+            except SystemExit as exit_:
+                status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+            except Exception:  # noqa: BLE001 - reported as Python reports it
+                traceback.print_exc()
+                status = 1
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+        os.chdir(saved_cwd)
+    return ScriptResult(status, stdout.getvalue(), stderr.getvalue())
+
+
 def script_command(script: str, *flags: str) -> list[str]:
-    """The command line running ``script`` from the repository root with this Python."""
+    """The command line running ``script`` from the repository root with this Python, for a separate process."""
     return [sys.executable, str(REPO / script), *flags]
 
 
 def script_environment() -> dict[str, str]:
-    """The environment of a script run: no GPU, TensorFlow's C++ logging off."""
+    """The environment of a script run in its own process: no GPU, TensorFlow's C++ logging off."""
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
 
 
-def run_script(script: str, *flags: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    """Run a script to completion, capturing its output as text."""
-    return subprocess.run(script_command(script, *flags), cwd=REPO, env=script_environment(),
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def single_error_line(result: subprocess.CompletedProcess) -> str:
+def single_error_line(result: ScriptResult) -> str:
     """Check a script failed as a user error (status 2, one 'error:' line, no traceback); that line."""
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr, result.stderr

@@ -99,6 +99,7 @@ def test_initialising_never_reads_optimizer_state_and_refuses_a_foreign_model(tm
         _initialise(prefix, {backbone: (1,), "crp1/1_outvar_dimred/weights": (1,), "crp2/1_outvar_dimred/weights": (1,)})
 
 
+@pytest.mark.slow  # builds ResNet-101 graphs
 def test_21_class_checkpoint_into_3_class_model_needs_not_restore_last(tmp_path):
     description = default_description("lw-refinenet-mobilenetv2", 21)
     with tf.Graph().as_default():

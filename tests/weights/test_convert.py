@@ -40,9 +40,8 @@ def lw_resnet50_file(lw_resnet50, tmp_path_factory):
     return save_with_torch(lw_resnet50[1], tmp_path_factory.mktemp("lw") / "lw_resnet50.pth")
 
 
+@pytest.mark.slow  # converts a ResNet-50 model
 @pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
-
-
 def test_lw_resnet_round_trips_exactly_with_data_parallel_prefix_and_classifier_dropped(lw_resnet50, tmp_path,
                                                                                       zip_format):
     arrays, _ = lw_resnet50
@@ -60,6 +59,7 @@ def test_lw_resnet_round_trips_exactly_with_data_parallel_prefix_and_classifier_
             description["batch_norm_epsilon"]) == (3, "3x3", "symmetric", 1e-5)
 
 
+@pytest.mark.slow  # builds a full RefineNet
 def test_refinenet_pytorch_decoder_keys_and_shapes_match_the_full_model():
     with tf.Graph().as_default():
         end_points = {f"l{k}": v1.placeholder(tf.float32, [1, None, None, 128 * 2 ** k]) for k in range(1, 5)}
@@ -77,6 +77,7 @@ def test_refinenet_pytorch_decoder_keys_and_shapes_match_the_full_model():
         np.testing.assert_array_equal(weights.arrays[name], array, err_msg=name)
 
 
+@pytest.mark.slow  # builds ResNet graphs
 def test_wrong_depth_is_reported_as_such(lw_resnet50_file, tmp_path):
     with pytest.raises(WeightsError) as error:
         convert_weights(lw_resnet50_file, "lw-refinenet", "lw-refinenet-resnet101", 21, str(tmp_path / "out"))
@@ -88,6 +89,7 @@ def test_wrong_depth_is_reported_as_such(lw_resnet50_file, tmp_path):
     assert not os.path.exists(tmp_path / "out")
 
 
+@pytest.mark.slow  # builds a model
 def test_wrong_class_count_suggests_the_fixes(lw_resnet50_file, tmp_path):
     with pytest.raises(WeightsError, match="has 21 classes but num_classes is 3: use num_classes 21, "
                                            "or pass drop_classifier"):
@@ -100,6 +102,7 @@ def test_wrong_class_count_suggests_the_fixes(lw_resnet50_file, tmp_path):
     ("mis-shaped", r"1 mis-shaped: p_ims1d2_outl3_dimred\.weight \(p_ims1d2_outl3_dimred/weights\) "
                    r"is \[1, 1, 512, 128\] but the model needs \[1, 1, 512, 256\]"),
 ])
+@pytest.mark.slow  # builds a ResNet-50 graph
 def test_strict_loading_names_the_offending_key(lw_resnet50, tmp_path, change, expected):
     state = dict(lw_resnet50[1])
     if change == "missing":
@@ -113,6 +116,7 @@ def test_strict_loading_names_the_offending_key(lw_resnet50, tmp_path, change, e
         convert_weights(src, "lw-refinenet", "lw-refinenet-resnet50", 21, str(tmp_path / "out"))
 
 
+@pytest.mark.slow  # writes ResNet-50 weights with torch
 def test_source_and_arch_families_must_agree(lw_resnet50_file, tmp_path):
     with pytest.raises(ConfigError, match="use an lw-refinenet"):
         convert_weights(lw_resnet50_file, "lw-refinenet", "refinenet-resnet50", 21, str(tmp_path / "a"))
@@ -135,6 +139,7 @@ def test_assign_from_arrays_strict_and_lenient():
             np.testing.assert_array_equal(session.run(a), np.full((2, 3), 2.0))
 
 
+@pytest.mark.slow  # converts a ResNet-50 backbone
 def test_cli_converts_torchvision_backbone_and_reports_errors_in_one_line(lw_resnet50, tmp_path, capsys):
     arrays, _ = lw_resnet50
     backbone = {name: array for name, array in arrays.items() if is_backbone_variable(name)}

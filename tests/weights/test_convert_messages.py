@@ -51,6 +51,7 @@ def test_strict_assign_of_many_wrong_arrays_is_short():
     assert "100 mis-shaped: layer0/weights is [3, 3, 4, 8] but the model needs [3, 3, 4, 4]" in message
 
 
+@pytest.mark.slow  # builds ResNet graphs
 def test_wrong_architecture_error_is_one_short_line(tmp_path):
     torch = pytest.importorskip("torch", reason="writing a PyTorch file needs torch")
     from refinenet_tf.weights.convert import convert_weights

@@ -27,6 +27,7 @@ def _write_deeplab_checkpoint(path: str, skip: str | None = None) -> dict[str, n
     return arrays
 
 
+@pytest.mark.slow  # converts a ResNet-101
 def test_deeplab_checkpoint_converts_with_its_conventions(tmp_path, caplog):
     caplog.set_level(logging.INFO)
     src = str(tmp_path / "deeplab_resnet_init.ckpt")
@@ -46,6 +47,7 @@ def test_deeplab_checkpoint_converts_with_its_conventions(tmp_path, caplog):
     assert description["preprocessing"]["channel_order"] == "BGR"
 
 
+@pytest.mark.slow  # builds a ResNet-101 graph
 def test_missing_backbone_variable_is_named(tmp_path):
     src = str(tmp_path / "partial.ckpt")
     _write_deeplab_checkpoint(src, skip="bn3c_branch2b/gamma")
