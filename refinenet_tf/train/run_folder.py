@@ -20,16 +20,18 @@ from dataclasses import dataclass
 
 from refinenet_tf import checkpoints
 from refinenet_tf.defaults import TRAINING_RECORD_FILE
+from refinenet_tf.description import FILE_NAME as DESCRIPTION_FILE
 from refinenet_tf.description import ModelDescription, has_description, load_description
 from refinenet_tf.errors import DataError
 from refinenet_tf.files import write_text_atomically
+from refinenet_tf.train.validation import BEST_FOLDER
 
 _LOG = logging.getLogger(__name__)
 START_KEY = "start"  # the entry of training.json recording where a run's weights came from
 EARLIER_RUN_PREFIX = "run-"
 # what a run writes into its folder (class_frequencies.json is a cache of the data, valid for any run)
-RUN_FILES = ("model.ckpt-*", ".tmp-model.ckpt-*", checkpoints.STATE_FILE, "model.json", TRAINING_RECORD_FILE,
-             "events.out.tfevents.*", "best")
+RUN_FILES = (f"{checkpoints.SNAPSHOT_PREFIX}-*", f".tmp-{checkpoints.SNAPSHOT_PREFIX}-*", checkpoints.STATE_FILE,
+             DESCRIPTION_FILE, TRAINING_RECORD_FILE, "events.out.tfevents.*", BEST_FOLDER)
 
 
 def record_path(snapshot_dir: str) -> str:
