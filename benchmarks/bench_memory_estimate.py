@@ -79,7 +79,7 @@ def estimates(arch: str, options: str) -> tuple[float, float]:
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args)))
+        print(json.dumps([worker(args)]))
         return
     from refinenet_tf.defaults import AUTO_TILE_MEMORY_FRACTION
     from refinenet_tf.description import default_description

@@ -5,6 +5,8 @@ Every (size, variant) runs in a process of its own, so its peak resident memory 
 image, blended logits and labels included. ``tiled`` is :meth:`Predictor.predict_tiled` followed by the banded
 labels; ``whole`` the Predictor's whole-image labels. ``batch-N`` predicts the small images N at a time.
 Without ``--checkpoint`` the weights are a random initialisation (times and memory do not depend on them).
+``--quick`` (a smoke test) runs one small size, one batch size and every variant in one process: its peak
+memory is not per variant.
 """
 
 from __future__ import annotations
@@ -44,13 +46,13 @@ def parse_args(argv=None):
     parser.add_argument("--batch-images", type=int, default=20, help="small images in the throughput test")
     parser.add_argument("--batch-image-size", default="256x256", help="their HEIGHTxWIDTH")
     parser.add_argument("--checkpoint", help="weights to use (default: random)")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)  # size:variant
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # size:variant, comma-separated
     parser.add_argument("--weights", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.quick:
         args.sizes, args.tile, args.whole_max_pixels, args.repeats, args.warmup = "96x128", "64,64", 10**5, 1, 0
-        args.batch_images, args.batch_image_size = 4, "64x64"
+        args.batch_sizes, args.batch_images, args.batch_image_size = "2", 4, "64x64"
     args.tile = tuple(int(v) for v in args.tile.split(","))
     return args
 
@@ -60,13 +62,17 @@ def size_of(text: str) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def worker(args) -> dict:
-    """Times and peak memory of one variant in this process."""
+def worker(args) -> list[dict]:
+    """Times and peak memory of each ``--worker`` variant, one after the other in this process."""
     from refinenet_tf.evaluate.predict import Predictor
 
-    size, variant = args.worker.split(":")
     predictor = Predictor(args.weights, threads=args.threads, precision=args.precision)
     predictor.predict(np.zeros((64, 64, 3), np.uint8), ("labels",))  # the graph's one-off preparation
+    return [measure(args, predictor, *name.split(":")) for name in args.worker.split(",")]
+
+
+def measure(args, predictor, size: str, variant: str) -> dict:
+    """Times of one variant, and the peak memory of this process after it."""
     rng = np.random.default_rng(0)
     if variant.startswith("batch-"):
         batch = int(variant.split("-")[1])
@@ -131,7 +137,7 @@ def main(argv=None) -> None:
             random_checkpoint(description, directory)
             description.save(directory)
             weights = directory
-        results = run_workers(__file__, [*args.argv, "--weights", weights], workers)
+        results = run_workers(__file__, [*args.argv, "--weights", weights], workers, together=args.quick)
     body = report(args, results)
     write_section(args.output, "tiled", "Tiled prediction and batched throughput", body)
     print(body)

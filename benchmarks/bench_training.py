@@ -8,6 +8,8 @@ process; the first steps (graph optimisation, allocation) are not timed. The wei
 the learning rate tiny, so the loss stays finite; neither changes the work of a step. The PyTorch
 reference (LW ResNet-50 as in ``bench_torch_reference.py``, NCHW and channels_last) trains the same
 step (SGD with momentum, batch norm frozen, cross-entropy at stride 4) on random batches, with no reader.
+``--quick`` (a smoke test) trains two steps of batch 1 at one small crop on two small images, every configuration
+in one process: its peak memory is not per configuration.
 """
 
 from __future__ import annotations
@@ -44,24 +46,30 @@ def parse_args(argv=None):
     parser.add_argument("--precisions", default="float32,bfloat16", help="comma-separated compute types")
     parser.add_argument("--torch", action="store_true", help="also time the PyTorch reference (needs torch)")
     parser.add_argument("--tag", default="", help="suffix of the section name (keeps several runs apart)")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # arch@crop@precision, comma-separated
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.source_size, args.dataset_images = SOURCE_SIZE, DATASET_IMAGES
     if args.quick:
         args.crops, args.repeats, args.warmup, args.batch_size = "65", 1, 1, 1
+        args.source_size, args.dataset_images = (60, 80), 2
     return args
 
 
-def worker(args) -> dict:
-    """Train ``warmup + repeats`` steps of one 'arch@crop' configuration; per-step seconds."""
+def worker(args) -> list[dict]:
+    """The results of each ``--worker`` configuration, one after the other in this process."""
+    return [train(args, *name.split("@")) for name in args.worker.split(",")]
+
+
+def train(args, arch: str, crop: str, precision: str) -> dict:
+    """Train ``warmup + repeats`` steps of one 'arch@crop@precision' configuration; per-step seconds."""
     from refinenet_tf.description import default_description
     from refinenet_tf.train.trainer import TrainConfig, Trainer
 
-    arch, crop, precision = args.worker.split("@")
     if arch.startswith("torch"):
         return torch_worker(args, arch, int(crop))
     with tempfile.TemporaryDirectory() as directory:
-        data_list = write_sample_dataset(directory, DATASET_IMAGES, SOURCE_SIZE, NUM_CLASSES)
+        data_list = write_sample_dataset(directory, args.dataset_images, args.source_size, NUM_CLASSES)
         config = TrainConfig(
             description=default_description(arch, NUM_CLASSES), data_dir=directory, data_list=data_list,
             snapshot_dir=f"{directory}/snapshots", batch_size=args.batch_size, input_size=(int(crop), int(crop)),
@@ -133,7 +141,7 @@ def main(argv=None) -> None:
     if args.torch:
         configurations += [f"{layout}@{crop}@float32" for layout in ("torch-nchw", "torch-channels-last")
                            for crop in args.crops.split(",")]
-    results = run_workers(__file__, args.argv, configurations)
+    results = run_workers(__file__, args.argv, configurations, together=args.quick)
     body = report(args, results)
     write_section(args.output, "training", "Training throughput", body, tag=args.tag)
     print(body)

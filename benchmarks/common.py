@@ -87,12 +87,15 @@ def time_interleaved(functions: dict[str, Callable[[], object]], repeats: int, w
     return times
 
 
-def run_workers(script: str, argv: Sequence[str], workers: Sequence[str]) -> list[dict]:
-    """Run ``script argv --worker W`` for each W in its own process (own peak memory, a fresh graph)."""
-    return [run_process([*argv, "--worker", worker], script=script) for worker in workers]
+def run_workers(script: str, argv: Sequence[str], workers: Sequence[str], together: bool = False) -> list[dict]:
+    """Run ``script argv --worker W`` for each W in its own process (own peak memory, a fresh graph); the results
+    in the order of ``workers``. A worker process prints a JSON list, one result per worker it ran: ``together``
+    (for --quick, a smoke test) runs them all in one process, ``--worker W1,W2,...``."""
+    groups = [",".join(workers)] if together else workers
+    return [result for group in groups for result in run_process([*argv, "--worker", group], script=script)]
 
 
-def run_process(argv: Sequence[str], script: str | None = None) -> dict:
+def run_process(argv: Sequence[str], script: str | None = None) -> dict | list:
     """Run ``script argv`` (default: the running script) in a fresh process; the JSON line it prints last."""
     command = [sys.executable, script or sys.argv[0], *argv]
     completed = subprocess.run(command, capture_output=True, text=True)

@@ -2,14 +2,22 @@
 (a briefly trained toy model, tiny checkpoints, the DeepLab-named checkpoint), made once per session."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from refinenet_tf import tf_quiet
-from tests.support.shared import made_once
+from tests.support.shared import made_once, one_worker_at_a_time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# pytest-xdist's workers share the cores: each worker's TensorFlow (and the processes it starts) gets its share of
+# intra- and inter-op threads, where a session's own setting would have every worker use every core. TensorFlow
+# sizes its CPU thread pools once per process, when the first device is made (worker_threads below).
+XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if XDIST_WORKERS > 1:
+    for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(variable, str(max(1, (os.cpu_count() or 1) // XDIST_WORKERS)))
 # pytest swaps fd 2 for its own capture, so the test process keeps stderr unfiltered; commands the
 # tests start as subprocesses filter as usual (this does not change the environment they inherit)
 tf_quiet.set_verbose(True)
@@ -24,6 +32,29 @@ def shared_reference() -> Path:
     if not (SHARED_REFERENCE / "mbv2.pth").is_file():
         pytest.skip(f"parity reference not present at {SHARED_REFERENCE}")
     return SHARED_REFERENCE
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory):
+    """``module_tmp(name)``: a new folder for what a test file's tests share, deleted when they are done (the suite
+    holds at most 2 GB at once: docs/TESTING.md)."""
+    made = []
+
+    def make(name: str) -> Path:
+        made.append(tmp_path_factory.mktemp(name))
+        return made[-1]
+
+    yield make
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def large_disk(tmp_path_factory):
+    """Held by a test that writes over a gigabyte (ResNet-101 or full RefineNet runs): one such test runs at a time
+    across xdist workers, so that the suite holds at most 2 GB at once (docs/TESTING.md)."""
+    with one_worker_at_a_time(tmp_path_factory, "large-disk"):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +93,16 @@ def tiny_checkpoints(tmp_path_factory) -> tuple[str, str]:
     from tests.support.model_factory import write_checkpoints
 
     return tuple(made_once(tmp_path_factory, "tiny_checkpoints", lambda folder: list(write_checkpoints(str(folder)))))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def worker_threads():
+    """In an xdist worker, make TensorFlow's CPU device before any test does, so that its thread pools take the
+    worker's share (set up under pytest's capture: TensorFlow's start-up lines stay out of the report)."""
+    if XDIST_WORKERS > 1:
+        import tensorflow as tf
+
+        tf.constant(0)
 
 
 # A test that uses one of these trained or saved models runs real prediction or training: end-to-end work, which

@@ -24,9 +24,9 @@ FAST = {"num_steps": 2, "batch_size": 2, "input_size": (48, 48), "learning_rate"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(module_tmp):
     """A model trained two steps on a class_dict data set folder, and a 3-class one on a list file."""
-    root = tmp_path_factory.mktemp("api")
+    root = module_tmp("api")
     dataset = make_synthetic_dataset(str(root / "shapes"), num_train=4, num_val=2, size=(48, 64))
     shapes = RefineNet(**MOBILE, model=str(root / "shapes_model"))
     shapes_result = shapes.train(dataset=dataset.root, **FAST)

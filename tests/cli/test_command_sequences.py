@@ -2,7 +2,8 @@
 DeepLab-ResNet-TF's CI script, each run in order in one folder. They share this file so that pytest-xdist
 (``--dist loadfile``) runs them one after the other: each holds up to 2 GB of ResNet-101 snapshots at a time.
 
-**The README.** Every shell command of its workflow sections, run as written on tiny generated data.
+**The README.** Every shell command of its workflow sections, run as written on tiny generated data; the lines it
+quotes from DeepLab's CI script run in the DeepLab test below, in that script's order.
 
 The commands run in order, in this process (``tests/support/scripts.py``), from a folder holding what they name
 (``tests/support/sandbox.py``); training commands get ``--num-steps 1 --input-size 64,64 --batch-size 1
@@ -83,11 +84,16 @@ def _names_a_file_of(words: list[str], snapshot_dir: str, sandbox: Path) -> bool
 
 
 @pytest.mark.slow  # every workflow command of the README, in order
-def test_every_readme_command_runs(tmp_path, deeplab_checkpoint):
+def test_every_readme_command_runs(tmp_path, deeplab_checkpoint, large_disk):
     pytest.importorskip("pydensecrf", reason="the README's CRF command needs pydensecrf2")
     pytest.importorskip("torch", reason="writing the README's .pth weight file needs torch")
     sandbox = make_readme_sandbox(tmp_path, deeplab_checkpoint)
-    commands = [shlex.split(command) for command in readme_commands((REPO / "README.md").read_text(encoding="utf-8"))]
+    written = readme_commands((REPO / "README.md").read_text(encoding="utf-8"))
+    # the README quotes lines of DeepLab's CI script: test_deeplab_ci_script_as_typed_in_one_folder runs them, in
+    # their script's order and folder
+    quoted = [command for command in written if command in TRAVIS_SCRIPT.splitlines()]
+    assert quoted, "the README's DeepLab drop-in example quotes DeepLab's CI lines"
+    commands = [shlex.split(command) for command in written if command not in quoted]
     runs = []
     for index, words in enumerate(commands):
         flags = words[2:] + (TINY if words[1] in TRAINING else [])
@@ -146,7 +152,7 @@ def _lines(stderr: str, start: str) -> list[str]:
 
 
 @pytest.mark.slow  # nine commands with RefineNet ResNet-101
-def test_deeplab_ci_script_as_typed_in_one_folder(deeplab_folder, monkeypatch):
+def test_deeplab_ci_script_as_typed_in_one_folder(deeplab_folder, monkeypatch, large_disk):
     set_aside_runs, set_aside = [], run_folder.set_aside
 
     def check_then_drop_the_earlier_run(snapshot_dir):  # two ResNet-101 runs would hold 2.8 GB of disk at once

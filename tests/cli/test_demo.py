@@ -24,9 +24,9 @@ QUICK_ROWS = 3
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
+def demo_run(module_tmp):
     """One quick demo through the command line: (paths, stdout, published picture)."""
-    root = tmp_path_factory.mktemp("demo")
+    root = module_tmp("demo")
     published = root / "docs" / "picture.png"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):

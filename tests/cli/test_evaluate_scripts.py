@@ -21,8 +21,8 @@ from tests.support.scripts import run_script
 pytestmark = pytest.mark.slow  # the evaluation and inference scripts end to end
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, tiny_checkpoints):
-    root = tmp_path_factory.mktemp("scripts")
+def setup(module_tmp, tiny_checkpoints):
+    root = module_tmp("scripts")
     random_checkpoint, _ = tiny_checkpoints
     data_dir = str(root / "data")
     return random_checkpoint, data_dir, write_dataset(data_dir)

@@ -61,8 +61,8 @@ def _sources(stderr: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("images") / "image.png"
+def image(module_tmp) -> str:
+    path = module_tmp("images") / "image.png"
     Image.new("RGB", (8, 8), (10, 20, 30)).save(path)
     return str(path)
 

@@ -18,8 +18,8 @@ from tests.support.model_factory import CLASS_NAMES, NUM_CLASSES, write_dataset
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, tiny_checkpoints):
-    root = tmp_path_factory.mktemp("tile_flags")
+def setup(module_tmp, tiny_checkpoints):
+    root = module_tmp("tile_flags")
     random_checkpoint, _ = tiny_checkpoints
     data_dir = str(root / "data")
     return random_checkpoint, data_dir, write_dataset(data_dir, size=(70, 90))

@@ -84,9 +84,9 @@ def _value(scores: dict, key: str):
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory, tiny_checkpoints):
+def evaluated(module_tmp, tiny_checkpoints):
     """One evaluation of the random checkpoint on 7 generated images, predictions saved."""
-    root = tmp_path_factory.mktemp("report")
+    root = module_tmp("report")
     checkpoint, _ = tiny_checkpoints
     data_dir = str(root / "data")
     list_path = write_dataset(data_dir, count=IMAGES)

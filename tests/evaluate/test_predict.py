@@ -100,8 +100,10 @@ def test_logits_at_output_stride_are_the_unresized_scale_one_logits(constant, ra
     assert logits.shape == (10, 12, NUM_CLASSES) and logits.dtype == np.float32
     np.testing.assert_allclose(logits, np.broadcast_to(CONSTANT_LOGITS, logits.shape), rtol=1e-6)
     single = random_model.predict("single", image).logits_os
+    # the same sums in other graphs: oneDNN may order them otherwise (seen: 1.6e-6 apart on logits up to 2.5)
+    scale = float(np.abs(single).max())
     for name in ("flip", "two_scales_max"):
-        np.testing.assert_allclose(random_model.predict(name, image).logits_os, single, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(random_model.predict(name, image).logits_os, single, rtol=1e-5, atol=1e-5 * scale)
 
 
 def test_repeating_a_scale_changes_nothing_for_max_and_mean(random_model, image):

@@ -67,9 +67,9 @@ np.savez(results_file, **results)
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory, tiny_checkpoints):
+def model(module_tmp, tiny_checkpoints):
     """A random-weight lw-refinenet-mobilenetv2 checkpoint, test images and its Predictor outputs."""
-    root = tmp_path_factory.mktemp("export")
+    root = module_tmp("export")
     checkpoint, _ = tiny_checkpoints
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for size in IMAGE_SIZES]

@@ -1,5 +1,7 @@
 """Architecture facts: parameter counts, output shapes, forward passes, variable names, options."""
 
+import functools
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -30,10 +32,19 @@ def build(arch, size=(33, 47), num_classes=21, **kwargs):
     return graph, images, output
 
 
+ODD_SIZE = (97, 131)
+
+
+@functools.cache
+def built(arch):
+    """``arch`` at 21 classes on an odd-sized input, built once for the tests of this file that only read it."""
+    return build(arch, ODD_SIZE)
+
+
 @pytest.mark.slow  # builds each architecture
 @pytest.mark.parametrize("arch", sorted(PUBLISHED_PARAMETERS_M))
 def test_parameter_count_matches_published(arch):
-    graph, _, _ = build(arch)
+    graph, _, _ = built(arch)
     with graph.as_default():
         count = count_parameters(v1.global_variables())
     published = PUBLISHED_PARAMETERS_M[arch] * 1e6
@@ -58,12 +69,12 @@ def test_info_multiply_adds_close_to_reference_counts():
 @pytest.mark.slow  # every architecture's forward pass
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
 def test_forward_pass_on_odd_size(arch):
-    height, width = 97, 131
-    graph, images, output = build(arch, (height, width), num_classes=5)
+    height, width = ODD_SIZE
+    graph, images, output = built(arch)
     with graph.as_default(), v1.Session(graph=graph) as session:
         session.run(v1.global_variables_initializer())
         logits = session.run(output.logits, {images: np.random.RandomState(0).rand(1, height, width, 3)})
-    assert logits.shape == (1, 25, 33, 5)
+    assert logits.shape == (1, 25, 33, 21)
     assert np.isfinite(logits).all() and logits.std() > 0
     strides = {"l1": 4, "l2": 8, "l3": 16, "l4": 32}
     for name, stride in strides.items():
@@ -104,7 +115,7 @@ def expected_deeplab_resnet_names(depth):
 @pytest.mark.slow  # builds ResNet graphs
 @pytest.mark.parametrize("depth", [50, 101, 152])
 def test_resnet_variable_names_follow_deeplab(depth):
-    graph, _, _ = build(f"lw-refinenet-resnet{depth}")
+    graph, _, _ = built(f"lw-refinenet-resnet{depth}")
     with graph.as_default():
         names = {v.op.name for v in v1.global_variables()}
     backbone = {n for n in names if n.startswith(("conv1/", "bn_conv1/", "res", "bn"))}
@@ -118,7 +129,7 @@ def test_resnet_variable_names_follow_deeplab(depth):
 
 @pytest.mark.slow  # builds a full RefineNet
 def test_full_refinenet_decoder_names_follow_refinenet_pytorch():
-    graph, _, _ = build("refinenet-resnet101")
+    graph, _, _ = built("refinenet-resnet101")
     with graph.as_default():
         shapes = {v.op.name: v.shape.as_list() for v in v1.global_variables()}
     assert shapes["p_ims1d2_outl1_dimred/weights"] == [3, 3, 2048, 512]
@@ -135,7 +146,7 @@ def test_full_refinenet_decoder_names_follow_refinenet_pytorch():
 
 @pytest.mark.slow  # builds a ResNet model
 def test_lightweight_decoder_uses_1x1_convs_and_no_rcu():
-    graph, _, _ = build("lw-refinenet-resnet50")
+    graph, _, _ = built("lw-refinenet-resnet50")
     with graph.as_default():
         shapes = {v.op.name: v.shape.as_list() for v in v1.global_variables()}
     assert shapes["p_ims1d2_outl1_dimred/weights"] == [1, 1, 2048, 512]
@@ -180,7 +191,7 @@ def test_symmetric_padding_centres_stride_two_windows():
 
 @pytest.mark.slow  # builds and runs a model in training and inference mode
 def test_batch_norm_frozen_unless_trained():
-    graph, images, _ = build("lw-refinenet-mobilenetv2")
+    graph, _, _ = built("lw-refinenet-mobilenetv2")
     with graph.as_default():
         assert not v1.get_collection(v1.GraphKeys.UPDATE_OPS)
         trainable = {v.op.name for v in v1.trainable_variables()}

@@ -38,9 +38,9 @@ def _config(root, list_path, **changes) -> TrainConfig:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(module_tmp):
     """A 1-step run with --on-bad-sample skip on 3 pairs, one of them a truncated JPEG: (root, list, trainer, result)."""
-    root = tmp_path_factory.mktemp("trained")
+    root = module_tmp("trained")
     list_path = write_dataset(root, count=3, size=(SIZE, SIZE))
     bad_image = root / "images" / "001.png"
     bad_image.write_bytes(_jpeg_bytes(root)[:200])

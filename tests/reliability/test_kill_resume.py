@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow  # kill and resume: training processes stopped and
 
 v1 = tf.compat.v1
 NUM_STEPS = 30
-INTERRUPTIONS = (signal.SIGKILL, signal.SIGTERM, signal.SIGKILL, signal.SIGKILL)
+INTERRUPTIONS = (signal.SIGKILL, signal.SIGTERM, signal.SIGKILL)
 SNAPSHOT_WAIT = 180.0
 
 
@@ -113,9 +113,9 @@ def _config(root, snapshot_dir) -> TrainConfig:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def uninterrupted(module_tmp):
     """(data root, snapshot of a run of RESUME_STEPS steps without interruption)."""
-    root = tmp_path_factory.mktemp("exact")
+    root = module_tmp("exact")
     write_dataset(root, count=5, size=(48, 48))
     return root, Trainer(_config(root, root / "whole")).run().snapshot
 

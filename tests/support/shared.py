@@ -14,12 +14,20 @@ from filelock import FileLock
 DONE = "made.json"
 
 
+def session_folder(tmp_path_factory) -> Path:
+    """The session's temporary folder, the same in every xdist worker."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # a worker's own is popen-gwN inside it
+
+
+def one_worker_at_a_time(tmp_path_factory, name: str) -> FileLock:
+    """A lock on ``name`` that one xdist worker holds at a time."""
+    return FileLock(str(session_folder(tmp_path_factory) / f"{name}.lock"))
+
+
 def made_once(tmp_path_factory, name: str, make: Callable[[Path], object]) -> object:
     """``make(folder)`` run once per session for ``name``; its JSON-serialisable result, in every worker."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # each worker's folder is popen-gwN inside the session's
-    folder = base / f"shared-{name}"
+    folder = session_folder(tmp_path_factory) / f"shared-{name}"
     with FileLock(str(folder) + ".lock"):
         record = folder / DONE
         if record.is_file():

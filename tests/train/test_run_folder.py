@@ -20,8 +20,8 @@ SIZE = 32
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("run_folder")
+def data(module_tmp):
+    root = module_tmp("run_folder")
     return root, write_dataset(root, count=2, size=(SIZE, SIZE))
 
 

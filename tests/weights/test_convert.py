@@ -36,8 +36,8 @@ def lw_resnet50():
 
 
 @pytest.fixture(scope="module")
-def lw_resnet50_file(lw_resnet50, tmp_path_factory):
-    return save_with_torch(lw_resnet50[1], tmp_path_factory.mktemp("lw") / "lw_resnet50.pth")
+def lw_resnet50_file(lw_resnet50, module_tmp):
+    return save_with_torch(lw_resnet50[1], module_tmp("lw") / "lw_resnet50.pth")
 
 
 @pytest.mark.slow  # converts a ResNet-50 model
