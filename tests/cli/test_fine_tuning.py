@@ -74,9 +74,9 @@ def convert(source: str, folder: Path) -> Path:
 @pytest.mark.parametrize("source", list(SOURCES))
 def test_convert_and_train_for_every_source_then_evaluate_and_segment(source, data, tmp_path, caplog, request):
     caplog.set_level(logging.INFO)
-    if SOURCES[source][0].startswith("refinenet-"):
-        request.getfixturevalue("large_disk")  # a full RefineNet-50 run holds 1.1 GB
     arch, _, channel_order = SOURCES[source]
+    if arch.startswith("refinenet-"):
+        request.getfixturevalue("large_disk")  # a full RefineNet-50 run holds 1.1 GB
     converted = convert(source, tmp_path)
     source_values = arrays(str(converted / "model.ckpt-0"))
 

@@ -28,7 +28,7 @@ def one_worker_at_a_time(tmp_path_factory, name: str) -> FileLock:
 def made_once(tmp_path_factory, name: str, make: Callable[[Path], object]) -> object:
     """``make(folder)`` run once per session for ``name``; its JSON-serialisable result, in every worker."""
     folder = session_folder(tmp_path_factory) / f"shared-{name}"
-    with FileLock(str(folder) + ".lock"):
+    with one_worker_at_a_time(tmp_path_factory, folder.name):
         record = folder / DONE
         if record.is_file():
             return json.loads(record.read_text())
