@@ -114,3 +114,21 @@ def pytest_itemcollected(item):
     """Mark slow every test that uses a shared model, directly or through another fixture."""
     if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
         item.add_marker(pytest.mark.slow)
+
+
+# The files that take minutes, longest first (docs/TESTING.md, "Slowest steps"), with the fine-tuning file after the
+# command sequences' end, since both take the large-disk lock. Under --dist loadfile a worker takes the next file when
+# it is free, in collection order (pyproject.toml turns xdist's reordering by test count off): a long file started
+# last would end the run alone.
+LONGEST_FILES = ("tests/cli/test_command_sequences.py", "tests/reliability/test_kill_resume.py",
+                 "tests/train/test_rare_class.py", "tests/inference/test_inference_graph.py",
+                 "tests/models/test_architectures.py", "tests/distribute/test_distributed.py",
+                 "tests/cli/test_fine_tuning.py", "tests/evaluate/test_tiling_memory.py",
+                 "tests/train/test_validation.py", "tests/train/test_run_folder.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Collect LONGEST_FILES first, in that order; every other file keeps its place after them."""
+    root = Path(str(config.rootpath))
+    rank = {name: index for index, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.relative_to(root).as_posix(), len(LONGEST_FILES)))

@@ -43,6 +43,7 @@ from refinenet_tf.train.run_folder import START_KEY, plan_run, start_record, wri
 from refinenet_tf.train.schedule import make_schedule
 from refinenet_tf.train.summaries import comparison_summary
 from refinenet_tf.train.validation import build_validation
+from refinenet_tf.train.validation import check_replicas as check_validation_replicas
 from refinenet_tf.train.validation import check_settings as check_validation
 
 v1 = tf.compat.v1
@@ -141,7 +142,8 @@ class _GraphParts:
     saver_variables: list
     saver: v1.train.Saver
     start_saver: v1.train.Saver  # the starting weights (model.ckpt-0): the model and the step, no optimizer state
-    initialise: tf.Operation
+    initialise_inputs: tf.Operation  # local variables and the input pipeline
+    initialise_variables: tf.Operation  # every global variable: for mirrored ones, which start through the strategy
     sync_replicas: tf.Operation | None = None  # after a restore, gives every replica the restored values
 
 
@@ -164,6 +166,7 @@ class Trainer:
             threads = session_config(config.threads, inter_op_threads=config.threads)
             self._placement = distributed.make_placement(config.devices, threads)
             distributed.check_batch_size(config.batch_size, self._placement.replicas)
+            check_validation_replicas(config.val_list, self._placement.replicas)
             self._parts = self._build()
         self.graph.finalize()
         check_fits_in_memory(self.graph, config.input_size, config.batch_size)
@@ -277,13 +280,13 @@ class Trainer:
                           if variable_name(variable) == variable_name(global_step)
                           or not checkpoints.is_training_state(variable_name(variable))],
                 max_to_keep=None, save_relative_paths=True)
-            initialise = tf.group(v1.global_variables_initializer(), v1.local_variables_initializer(),
-                                  step.input_initializer)
+            initialise_inputs = tf.group(v1.local_variables_initializer(), step.input_initializer)
+            initialise_variables = v1.global_variables_initializer()
             sync_replicas = distributed.copy_first_to_all(placement, saver_variables)
-        self._validation = build_validation(config, placement.replicas, model_variables)
+        self._validation = build_validation(config, model_variables)
         return _GraphParts(global_step, step.loss, learning_rate, step.train_ops, scalar_summary,
-                           image_summary, model_variables, saver_variables, saver, start_saver, initialise,
-                           sync_replicas)
+                           image_summary, model_variables, saver_variables, saver, start_saver, initialise_inputs,
+                           initialise_variables, sync_replicas)
 
     def _examples_already_used(self) -> int:
         """Examples the snapshot being resumed has trained on: the data stream continues after them."""
@@ -315,17 +318,21 @@ class Trainer:
     # --- session ----------------------------------------------------------------------------------------
 
     def _initialise(self, session: v1.Session, restore_from: str | None) -> int:
-        """Initialise, then resume the snapshot folder's run or restore ``restore_from``; the start step."""
+        """Resume the snapshot folder's run or restore ``restore_from``, then initialise every variable neither
+        gave a value (restored weights skip their random initialisation); the start step."""
         config, parts = self.config, self._parts
-        session.run(parts.initialise)
+        session.run(parts.initialise_inputs)
+        unset = self.graph.get_collection(v1.GraphKeys.GLOBAL_VARIABLES)
+        if self._placement.strategy is not None:
+            # mirrored variables start through the strategy's own ops (collectives across workers): all, first
+            session.run(parts.initialise_variables)
+            unset = []
+        report = None
         if self._resume_from:
-            checkpoints.restore(session, self._resume_from, self._first_copies(parts.saver_variables))
-            self._sync_replicas(session)
-            return int(session.run(parts.global_step))
-        if restore_from:
-            checkpoints.initialise_from(session, restore_from, self._first_copies(parts.model_variables),
-                                        skip_classifier=config.not_restore_last)
-            self._sync_replicas(session)
+            report = checkpoints.restore(session, self._resume_from, self._first_copies(parts.saver_variables))
+        elif restore_from:
+            report = checkpoints.initialise_from(session, restore_from, self._first_copies(parts.model_variables),
+                                                 skip_classifier=config.not_restore_last)
         elif config.train_batch_norm:
             _LOG.warning("no checkpoint to start from: every weight starts from random initialisation")
         else:
@@ -333,7 +340,11 @@ class Trainer:
                          "rarely works so; train batch norm and use Adam at one rate (--is-training --optimizer adam "
                          "--decoder-lr-mult 1; in Python train_batch_norm=True, optimizer='adam', "
                          "decoder_lr_mult=1), see the README")
-        return 0
+        restored = set(report.restored) if report else set()
+        session.run([variable.initializer for variable in unset if variable_name(variable) not in restored])
+        if report:
+            self._sync_replicas(session)
+        return int(session.run(parts.global_step)) if self._resume_from else 0
 
     def _first_copies(self, variables: list) -> list:
         """The first replica's copies of ``variables``, which a restore loads."""

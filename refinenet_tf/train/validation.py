@@ -98,17 +98,21 @@ def read_best(snapshot_dir: str) -> BestRecord | None:
                           f"{BEST_FOLDER} folder to start a new record") from None
 
 
-def build_validation(config: ValidationConfig, replicas: int, model_variables: list) -> Validation | None:
+def check_replicas(val_list: str | None, replicas: int) -> None:
+    """Refuse validation in a run of several replicas (ConfigError), before any graph is built."""
+    if val_list and replicas > 1:
+        raise ConfigError(f"{parameter('val_list')} validates on one device, but this run trains {replicas} "
+                          f"replicas ({parameter('devices')} or TF_CONFIG); leave it out and evaluate the snapshots "
+                          "with evaluate.py")
+
+
+def build_validation(config: ValidationConfig, model_variables: list) -> Validation | None:
     """The validation of ``config`` built into the current (training) graph, or None without ``val_list``.
 
     Call after the model's variables exist; ``model_variables`` are what a kept best snapshot holds.
     """
     if not config.val_list:
         return None
-    if replicas > 1:
-        raise ConfigError(f"{parameter('val_list')} validates on one device, but this run trains {replicas} "
-                          f"replicas ({parameter('devices')} or TF_CONFIG); leave it out and evaluate the snapshots "
-                          "with evaluate.py")
     data_dir = config.val_data_dir or config.data_dir
     samples = read_list_file(data_dir, config.val_list)
     description = config.description

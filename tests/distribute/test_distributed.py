@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from refinenet_tf.errors import ConfigError
 from refinenet_tf.train.distributed import check_batch_size, cluster_from_environment
+from tests.distribute.worker import train
 from tests.support.toy_data import write_dataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,12 +45,13 @@ def _weights(snapshot: str) -> dict:
 @pytest.mark.slow
 def test_two_replicas_with_global_batch_4_make_the_one_device_update(tmp_path):
     data = _data(tmp_path)
-    start = _finish(_run_worker({**data, "num_steps": 1, "batch_size": 4, "learning_rate": 0.0,
-                                 "snapshot_dir": str(tmp_path / "start")}))["snapshot"]
-    common = {**data, "num_steps": 2, "batch_size": 4, "restore_from": start, "logical_cpus": 2}
-    one = _run_worker({**common, "snapshot_dir": str(tmp_path / "one"), "devices": "cpu:0"})
-    two = _run_worker({**common, "snapshot_dir": str(tmp_path / "two"), "devices": "cpu:0,cpu:1"})
-    one_result, two_result = _finish(one), _finish(two)
+    start = train({**data, "num_steps": 1, "batch_size": 4, "learning_rate": 0.0,
+                   "snapshot_dir": str(tmp_path / "start")})["snapshot"]
+    common = {**data, "num_steps": 2, "batch_size": 4, "restore_from": start}
+    # two logical devices need a process of their own; the one-device run is this process's
+    two = _run_worker({**common, "snapshot_dir": str(tmp_path / "two"), "devices": "cpu:0,cpu:1", "logical_cpus": 2})
+    one_result = train({**common, "snapshot_dir": str(tmp_path / "one"), "devices": "cpu:0"})
+    two_result = _finish(two)
     assert two_result["loss"] == pytest.approx(one_result["loss"], rel=1e-4)
     initial, expected, actual = _weights(start), _weights(one_result["snapshot"]), _weights(two_result["snapshot"])
     assert expected.keys() == actual.keys()
@@ -106,8 +108,8 @@ def test_two_localhost_workers_train_to_the_same_weights_and_only_the_chief_save
 @pytest.mark.slow
 def test_a_bfloat16_step_trains_and_keeps_float32_variables(tmp_path):
     data = _data(tmp_path)
-    result = _finish(_run_worker({**data, "num_steps": 2, "batch_size": 2, "precision": "bfloat16",
-                                  "train_batch_norm": True, "snapshot_dir": str(tmp_path / "bf16")}))
+    result = train({**data, "num_steps": 2, "batch_size": 2, "precision": "bfloat16", "train_batch_norm": True,
+                    "snapshot_dir": str(tmp_path / "bf16")})
     assert np.isfinite(result["loss"]) and result["step"] == 2
     weights = _weights(result["snapshot"])
     assert all(value.dtype in (np.float32, np.int64) for value in weights.values())
