@@ -143,7 +143,8 @@ class _GraphParts:
     saver: v1.train.Saver
     start_saver: v1.train.Saver  # the starting weights (model.ckpt-0): the model and the step, no optimizer state
     initialise_inputs: tf.Operation  # local variables and the input pipeline
-    initialise_variables: tf.Operation  # every global variable: for mirrored ones, which start through the strategy
+    # every global variable, under a strategy (mirrored variables start through its own ops)
+    initialise_variables: tf.Operation | None = None
     sync_replicas: tf.Operation | None = None  # after a restore, gives every replica the restored values
 
 
@@ -281,7 +282,7 @@ class Trainer:
                           or not checkpoints.is_training_state(variable_name(variable))],
                 max_to_keep=None, save_relative_paths=True)
             initialise_inputs = tf.group(v1.local_variables_initializer(), step.input_initializer)
-            initialise_variables = v1.global_variables_initializer()
+            initialise_variables = v1.global_variables_initializer() if placement.strategy is not None else None
             sync_replicas = distributed.copy_first_to_all(placement, saver_variables)
         self._validation = build_validation(config, model_variables)
         return _GraphParts(global_step, step.loss, learning_rate, step.train_ops, scalar_summary,
@@ -323,7 +324,7 @@ class Trainer:
         config, parts = self.config, self._parts
         session.run(parts.initialise_inputs)
         unset = self.graph.get_collection(v1.GraphKeys.GLOBAL_VARIABLES)
-        if self._placement.strategy is not None:
+        if parts.initialise_variables is not None:
             # mirrored variables start through the strategy's own ops (collectives across workers): all, first
             session.run(parts.initialise_variables)
             unset = []
