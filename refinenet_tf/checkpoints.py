@@ -99,8 +99,8 @@ def restore(session: v1.Session, path: str, variables: Sequence[tf.Variable]) ->
 
     Each variable must be in the checkpoint with the same shape, else CheckpointError naming them and
     what the checkpoint holds. Checkpoint variables the model lacks are reported as unused. A run's starting
-    weights (``model.ckpt-0``, global step 0) hold no optimizer state: there the optimizer's variables keep
-    their initial values, which are its state at step 0.
+    weights (``model.ckpt-0``, global step 0) hold no optimizer state: there the optimizer's variables are left
+    as they are (reported as ``fresh``), for the caller to initialise: their initial values are its state at step 0.
     """
     prefix = resolve_checkpoint(path)
     reader = open_checkpoint(prefix)
