@@ -11,7 +11,7 @@ import glob
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +58,12 @@ class RestoreReport:
             parts += [f"optimizer state and step ({len(state)} variables)"] if state else []
             line += "; not used from the checkpoint: " + ", ".join(parts)
         return line
+
+
+def variable_name(variable: tf.Variable) -> str:
+    """The variable's name without ``:0``: its name in checkpoints, the same on every replica of a distribution
+    strategy (where ``variable.op.name`` names the replica's own copy)."""
+    return variable.name.rsplit(":", 1)[0]
 
 
 def variable_group(name: str) -> str:
@@ -172,7 +178,39 @@ def initialise_from(session: v1.Session, path: str, variables: Sequence[tf.Varia
     return report
 
 
-def save_snapshot(saver: v1.train.Saver, session: v1.Session, snapshot_dir: str, step: int,
+class SnapshotWriter:
+    """Writes variables as one TensorFlow checkpoint, the format ``tf.train.Saver`` writes and
+    ``tf.train.load_checkpoint`` reads, through a single save op.
+
+    A Saver also builds restore ops for every variable (a fifth of a small training graph's operations, each
+    costing Python time to build); snapshots are read by :func:`restore` and :func:`initialise_from` through the
+    variables' initializers, so only the save op is built. Build it before the graph is finalized.
+    """
+
+    def __init__(self, values: dict[str, tf.Tensor]) -> None:
+        """``values``: checkpoint name -> the tensor to save under it."""
+        self.values = dict(values)
+        self._prefix = v1.placeholder(tf.string, [], name="snapshot_prefix")
+        names = sorted(self.values)
+        self._save = tf.raw_ops.SaveV2(prefix=self._prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                                       tensors=[self.values[name] for name in names], name="save_snapshot")
+
+    @classmethod
+    def of(cls, variables: Sequence[tf.Variable]) -> SnapshotWriter:
+        """A writer of ``variables`` under their names (``name`` without ``:0``)."""
+        return cls({variable_name(variable): variable.value() for variable in variables})
+
+    def only(self, keep: Callable[[str], bool]) -> SnapshotWriter:
+        """A writer of the names ``keep`` accepts, reading the same tensors."""
+        return SnapshotWriter({name: value for name, value in self.values.items() if keep(name)})
+
+    def save(self, session: v1.Session, prefix: str) -> str:
+        """Write ``prefix.index`` and ``prefix.data-00000-of-00001``; returns ``prefix``."""
+        session.run(self._save, {self._prefix: prefix})
+        return prefix
+
+
+def save_snapshot(writer: SnapshotWriter, session: v1.Session, snapshot_dir: str, step: int,
                   description: ModelDescription, keep: int = KEEP_SNAPSHOTS) -> str:
     """Write ``snapshot_dir/model.ckpt-<step>`` and ``model.json``; returns the checkpoint prefix.
 
@@ -187,7 +225,7 @@ def save_snapshot(saver: v1.train.Saver, session: v1.Session, snapshot_dir: str,
     try:
         os.makedirs(snapshot_dir, exist_ok=True)
         _remove_files(glob.glob(os.path.join(snapshot_dir, _TEMPORARY_MARK + SNAPSHOT_PREFIX + "*")))
-        _write_snapshot_files(saver, session, snapshot_dir, name)
+        _write_snapshot_files(writer, session, snapshot_dir, name)
         description.save(snapshot_dir)
         _write_state(snapshot_dir, kept)
     except (OSError, tf.errors.OpError) as error:
@@ -201,10 +239,10 @@ def save_snapshot(saver: v1.train.Saver, session: v1.Session, snapshot_dir: str,
     return os.path.join(snapshot_dir, name)
 
 
-def _write_snapshot_files(saver: v1.train.Saver, session: v1.Session, snapshot_dir: str, name: str) -> None:
+def _write_snapshot_files(writer: SnapshotWriter, session: v1.Session, snapshot_dir: str, name: str) -> None:
     """Save under a temporary name, then rename each file into place, the index last."""
     temporary = os.path.join(snapshot_dir, _TEMPORARY_MARK + name)
-    saver.save(session, temporary, write_meta_graph=False, write_state=False)
+    writer.save(session, temporary)
     files = sorted(glob.glob(glob.escape(temporary) + ".*"), key=lambda file: file.endswith(".index"))
     for file in files:
         os.replace(file, os.path.join(snapshot_dir, name + file[len(temporary):]))

@@ -1,5 +1,5 @@
 """Shared test setup: quiet TensorFlow, the optional ../shared reference folder, and what is expensive to make
-(a briefly trained toy model, tiny checkpoints, the DeepLab-named checkpoint), made once per session."""
+(a briefly trained toy model, tiny checkpoints), made once per session."""
 
 import os
 import shutil
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from refinenet_tf import tf_quiet
-from tests.support.shared import made_once, one_worker_at_a_time
+from tests.support.shared import disk_share, made_once
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # pytest-xdist's workers share the cores: each worker's TensorFlow (and the processes it starts) gets its share of
@@ -51,9 +51,18 @@ def module_tmp(tmp_path_factory):
 
 @pytest.fixture
 def large_disk(tmp_path_factory):
-    """Held by a test that writes over a gigabyte (ResNet-101 or full RefineNet runs): one such test runs at a time
-    across xdist workers, so that the suite holds at most 2 GB at once (docs/TESTING.md)."""
-    with one_worker_at_a_time(tmp_path_factory, "large-disk"):
+    """Held by a test that writes over a gigabyte (ResNet-101 or full RefineNet runs): it runs beside no other
+    test holding ``large_disk`` or ``medium_disk`` in any xdist worker, so that the suite holds at most 2 GB at
+    once (docs/TESTING.md)."""
+    with disk_share(tmp_path_factory, alone=True):
+        yield
+
+
+@pytest.fixture
+def medium_disk(tmp_path_factory):
+    """Held by a test that writes a few hundred megabytes (ResNet-50 runs, ten snapshots kept): any number of them
+    run together, but never beside a ``large_disk`` test."""
+    with disk_share(tmp_path_factory, alone=False):
         yield
 
 
@@ -70,20 +79,6 @@ def toy_training(tmp_path_factory):
 def toy_model(toy_training) -> str:
     """The snapshot folder of the session's trained toy model; tests read it and write elsewhere."""
     return toy_training.snapshots
-
-
-@pytest.fixture(scope="session")
-def deeplab_checkpoint(tmp_path_factory) -> str:
-    """DeepLab-ResNet-TF's ``deeplab_resnet.ckpt`` in form (ResNet-101, ASPP classifier, a Momentum slot), written
-    once per session: its prefix. Tests link its files into their folders."""
-    from tests.support.weight_files import write_deeplab_checkpoint
-
-    def make(folder):
-        prefix = str(folder / "deeplab_resnet.ckpt")
-        write_deeplab_checkpoint(prefix, "refinenet-resnet101")
-        return prefix
-
-    return made_once(tmp_path_factory, "deeplab_checkpoint", make)
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +102,7 @@ def worker_threads():
 
 # A test that uses one of these trained or saved models runs real prediction or training: end-to-end work, which
 # the quick loop (pytest -m "not slow") leaves out whatever file it is in. See docs/TESTING.md.
-MODEL_FIXTURES = {"toy_training", "toy_model", "tiny_checkpoints", "deeplab_checkpoint"}
+MODEL_FIXTURES = {"toy_training", "toy_model", "tiny_checkpoints"}
 
 
 def pytest_itemcollected(item):

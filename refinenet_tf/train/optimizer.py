@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from refinenet_tf.architectures import is_backbone_variable
+from refinenet_tf.checkpoints import variable_name
 from refinenet_tf.defaults import DECODER_LR_MULT
 from refinenet_tf.errors import ConfigError, parameter
 
@@ -89,12 +90,6 @@ def build_train_ops(loss: tf.Tensor, variables: Sequence[tf.Variable], learning_
         finish += [accumulator.assign(tf.zeros_like(accumulator)) for accumulator in accumulators]
     apply = tf.group(*finish, name="apply_gradients")
     return TrainOps(accumulate, apply, _reset_slots(optimizers), accumulate_steps)
-
-
-def variable_name(variable: tf.Variable) -> str:
-    """The variable's name without ``:0``; the same on every replica of a distribution strategy
-    (where ``variable.op.name`` names the replica's own copy)."""
-    return variable.name.rsplit(":", 1)[0]
 
 
 def _accumulator(variable: tf.Variable) -> tf.Variable:

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from refinenet_tf import checkpoints, defaults
+from refinenet_tf.checkpoints import variable_name
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.data.reader import ON_BAD_SAMPLE, SkipCounter, reader_errors, train_dataset
 from refinenet_tf.description import ModelDescription
@@ -37,7 +38,7 @@ from refinenet_tf.train.losses import (
     weight_decay_loss,
 )
 from refinenet_tf.train.memory import check_fits_in_memory
-from refinenet_tf.train.optimizer import build_train_ops, variable_name
+from refinenet_tf.train.optimizer import build_train_ops
 from refinenet_tf.train.precision import check_precision, loss_scale, model_precision
 from refinenet_tf.train.run_folder import START_KEY, plan_run, start_record, write_record_entry
 from refinenet_tf.train.schedule import make_schedule
@@ -140,8 +141,8 @@ class _GraphParts:
     image_summary: tf.Tensor | None
     model_variables: list
     saver_variables: list
-    saver: v1.train.Saver
-    start_saver: v1.train.Saver  # the starting weights (model.ckpt-0): the model and the step, no optimizer state
+    writer: checkpoints.SnapshotWriter
+    start_writer: checkpoints.SnapshotWriter  # the starting weights (model.ckpt-0): the model and the step, no optimizer state
     initialise_inputs: tf.Operation  # local variables and the input pipeline
     # every global variable, under a strategy (mirrored variables start through its own ops)
     initialise_variables: tf.Operation | None = None
@@ -193,7 +194,7 @@ class Trainer:
             if not self._resume_from and placement.is_chief:
                 # the starting weights as model.ckpt-0: what DeepLab's scripts name after one step, and a
                 # resume point before the first snapshot is due; the optimizer's state is its initial one
-                last_snapshot = checkpoints.save_snapshot(parts.start_saver, session, config.snapshot_dir, 0,
+                last_snapshot = checkpoints.save_snapshot(parts.start_writer, session, config.snapshot_dir, 0,
                                                           config.description)
             writer = v1.summary.FileWriter(config.snapshot_dir)
             progress = _Progress(step, config.num_steps, config.batch_size * config.grad_update_every)
@@ -218,7 +219,7 @@ class Trainer:
                     if on_step is not None:
                         on_step(step, loss)
                     if (snapshot_due or self._stop_reason) and placement.is_chief:
-                        last_snapshot = checkpoints.save_snapshot(parts.saver, session, config.snapshot_dir, step,
+                        last_snapshot = checkpoints.save_snapshot(parts.writer, session, config.snapshot_dir, step,
                                                                   config.description)
                         _LOG.info("saved %s", last_snapshot)
                     if self._validation is not None and placement.is_chief and not self._stop_reason:
@@ -275,18 +276,15 @@ class Trainer:
             image_summary = (comparison_summary(step.images, step.labels, step.logits, description, count)
                              if count else None)
             saver_variables = v1.global_variables()  # model, global step and momentum: a resume continues exactly
-            saver = v1.train.Saver(var_list=saver_variables, max_to_keep=None, save_relative_paths=True)
-            start_saver = v1.train.Saver(
-                var_list=[variable for variable in saver_variables
-                          if variable_name(variable) == variable_name(global_step)
-                          or not checkpoints.is_training_state(variable_name(variable))],
-                max_to_keep=None, save_relative_paths=True)
+            writer = checkpoints.SnapshotWriter.of(distributed.first_copies(placement, saver_variables))
+            start_writer = writer.only(lambda name: name == variable_name(global_step)
+                                       or not checkpoints.is_training_state(name))
             initialise_inputs = tf.group(v1.local_variables_initializer(), step.input_initializer)
             initialise_variables = v1.global_variables_initializer() if placement.strategy is not None else None
             sync_replicas = distributed.copy_first_to_all(placement, saver_variables)
         self._validation = build_validation(config, model_variables)
         return _GraphParts(global_step, step.loss, learning_rate, step.train_ops, scalar_summary,
-                           image_summary, model_variables, saver_variables, saver, start_saver, initialise_inputs,
+                           image_summary, model_variables, saver_variables, writer, start_writer, initialise_inputs,
                            initialise_variables, sync_replicas)
 
     def _examples_already_used(self) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from refinenet_tf.architectures import ArchSpec, check_arch, is_backbone_variable, is_classifier_variable
+from refinenet_tf.checkpoints import SnapshotWriter, save_snapshot, variable_name
 from refinenet_tf.defaults import RANDOM_SEED
 from refinenet_tf.description import ModelDescription, Preprocessing
 from refinenet_tf.errors import ConfigError, WeightsError, parameter
@@ -31,7 +32,6 @@ from refinenet_tf.weights.torch_state_dict import map_state_dict, read_state_dic
 v1 = tf.compat.v1
 log = logging.getLogger(__name__)
 
-CHECKPOINT_PREFIX = "model.ckpt"
 NAMED_PER_KIND = 3  # missing, unexpected and mis-shaped names shown in an error, each
 
 
@@ -117,11 +117,6 @@ def _some(items: list[str]) -> str:
         return ", ".join(items)
     shown = items[:NAMED_PER_KIND - 1]
     return f"{', '.join(shown)} and {len(items) - len(shown)} more, the last {items[-1]}"
-
-
-def variable_name(variable) -> str:
-    """A variable's name without the ':0' suffix."""
-    return variable.name.split(":")[0]
 
 
 def match_arrays(arrays: dict[str, np.ndarray], variables) -> LoadReport:
@@ -215,11 +210,7 @@ def convert_weights(src: str, source: str, arch: str, num_classes: int, output_d
             assign_from_arrays(session, weights.arrays, targets)
             fresh = [v for v in variables if variable_name(v) not in weights.arrays]
             session.run(v1.variables_initializer(fresh))
-            os.makedirs(output_dir, exist_ok=True)
-            saver = v1.train.Saver(variables, max_to_keep=1)
-            path = saver.save(session, os.path.join(output_dir, CHECKPOINT_PREFIX), global_step=0,
-                              write_meta_graph=False)
-    description.save(output_dir)
+            path = save_snapshot(SnapshotWriter.of(variables), session, output_dir, 0, description)
     if not weight_source.decoder:
         log.info("%s holds a backbone only: the %s decoder is freshly initialised", src, arch)
     log.info("wrote %s (%d of %d variables from %s) and its model.json", path, len(report.assigned), len(variables),

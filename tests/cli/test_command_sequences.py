@@ -42,6 +42,7 @@ from refinenet_tf import checkpoints, defaults
 from refinenet_tf.train import run_folder
 from tests.support.sandbox import make_readme_sandbox
 from tests.support.scripts import run_script
+from tests.support.weight_files import write_deeplab_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 SECTIONS = ("## The DeepLab-ResNet-TF workflow", "## Large images and imbalanced data", "## Pretrained weights")
@@ -62,6 +63,15 @@ def readme_commands(readme: str) -> list[str]:
                 if line.startswith("python "):
                     commands.append(" ".join(line.split()))
     return commands
+
+
+@pytest.fixture(scope="module")
+def deeplab_checkpoint(module_tmp) -> str:
+    """DeepLab-ResNet-TF's ``deeplab_resnet.ckpt`` in form (ResNet-101, ASPP classifier, a Momentum slot), written
+    once for this file's two tests (which link its files into their folders) and deleted after them: its prefix."""
+    prefix = str(module_tmp("deeplab_checkpoint") / "deeplab_resnet.ckpt")
+    write_deeplab_checkpoint(prefix, "refinenet-resnet101")
+    return prefix
 
 
 def test_the_readme_names_the_workflow_commands():
@@ -136,7 +146,7 @@ def deeplab_folder(tmp_path, deeplab_checkpoint) -> Path:
     shutil.copytree(REPO / "misc", tmp_path / "misc")
     (tmp_path / "dataset").mkdir()
     shutil.copy(REPO / "dataset" / "debug.txt", tmp_path / "dataset" / "debug.txt")
-    for file in Path(deeplab_checkpoint).parent.glob("deeplab_resnet.ckpt.*"):  # the session's one copy
+    for file in Path(deeplab_checkpoint).parent.glob("deeplab_resnet.ckpt.*"):  # the module's one copy
         (tmp_path / file.name).symlink_to(file)
     return tmp_path
 

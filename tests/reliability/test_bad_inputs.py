@@ -285,22 +285,22 @@ def test_full_disk_when_saving_says_so_and_keeps_the_previous_snapshot(tmp_path,
     description = default_description(ARCH, NUM_CLASSES)
     with tf.Graph().as_default():
         step = v1.train.get_or_create_global_step()
-        saver = v1.train.Saver([step, v1.get_variable("weights", [64, 64])])
+        writer = checkpoints.SnapshotWriter.of([step, v1.get_variable("weights", [64, 64])])
         with v1.Session() as session:
             session.run(v1.global_variables_initializer())
             session.run(step.assign(1))
-            checkpoints.save_snapshot(saver, session, str(snapshot_dir), 1, description)
-            real_save = saver.save
+            checkpoints.save_snapshot(writer, session, str(snapshot_dir), 1, description)
+            real_save = writer.save
 
-            def save_half_then_fill_the_disk(sess, prefix, **options):
-                real_save(sess, prefix, **options)  # the data file is written, then the disk fills up
+            def save_half_then_fill_the_disk(sess, prefix):
+                real_save(sess, prefix)  # the data file is written, then the disk fills up
                 os.remove(prefix + ".index")
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-            monkeypatch.setattr(saver, "save", save_half_then_fill_the_disk)
+            monkeypatch.setattr(writer, "save", save_half_then_fill_the_disk)
             session.run(step.assign(2))
             with pytest.raises(CheckpointError, match="cannot save model.ckpt-2: the disk is full") as error:
-                checkpoints.save_snapshot(saver, session, str(snapshot_dir), 2, description)
+                checkpoints.save_snapshot(writer, session, str(snapshot_dir), 2, description)
     assert str(error.value).startswith(str(snapshot_dir))
     assert f"the previous snapshot {snapshot_dir / 'model.ckpt-1'} is intact" in str(error.value)
     _assert_snapshot_intact(snapshot_dir, 1)

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow  # kill and resume: training processes stopped and
 
 v1 = tf.compat.v1
 NUM_STEPS = 30
-INTERRUPTIONS = (signal.SIGKILL, signal.SIGTERM, signal.SIGKILL)
+INTERRUPTIONS = (signal.SIGKILL, signal.SIGTERM)  # the second run resumes a killed run, the last a stopped one
 SNAPSHOT_WAIT = 180.0
 
 

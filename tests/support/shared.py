@@ -4,9 +4,11 @@ others wait for it and read what it recorded."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from filelock import FileLock
@@ -23,6 +25,19 @@ def session_folder(tmp_path_factory) -> Path:
 def one_worker_at_a_time(tmp_path_factory, name: str) -> FileLock:
     """A lock on ``name`` that one xdist worker holds at a time."""
     return FileLock(str(session_folder(tmp_path_factory) / f"{name}.lock"))
+
+
+@contextlib.contextmanager
+def disk_share(tmp_path_factory, alone: bool) -> Iterator[None]:
+    """Hold the session's disk: ``alone`` (an exclusive lock) for a test that writes over a gigabyte, else a shared
+    lock, which any number of tests that write a few hundred megabytes hold together, but never beside a test
+    holding it alone (``flock``, released when the test ends or its worker dies)."""
+    with open(session_folder(tmp_path_factory) / "disk.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def made_once(tmp_path_factory, name: str, make: Callable[[Path], object]) -> object:

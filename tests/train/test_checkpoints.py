@@ -108,8 +108,8 @@ def test_21_class_checkpoint_into_3_class_model_needs_not_restore_last(tmp_path)
             session.run(v1.global_variables_initializer())
             expected = {v.op.name: value for v, value in zip(v1.global_variables(), session.run(v1.global_variables()),
                                                             strict=True)}
-            saver = v1.train.Saver()
-            prefix = checkpoints.save_snapshot(saver, session, str(tmp_path / "voc"), 100, description)
+            writer = checkpoints.SnapshotWriter.of(v1.global_variables())
+            prefix = checkpoints.save_snapshot(writer, session, str(tmp_path / "voc"), 100, description)
     with tf.Graph().as_default():
         build_model(v1.placeholder(tf.float32, [1, 32, 32, 3]), description.replace(num_classes=3))
         variables = v1.global_variables()
@@ -129,22 +129,49 @@ def test_21_class_checkpoint_into_3_class_model_needs_not_restore_last(tmp_path)
     assert restored["clf_conv/weights"].shape[-1] == 3
 
 
+def test_the_snapshot_writer_writes_what_a_saver_writes_without_restore_ops(tmp_path):
+    values = {"conv1/weights": np.arange(6, dtype=np.float32).reshape(2, 3), "conv1/weights/Momentum": np.ones(3),
+              "global_step": np.int64(7)}
+    with tf.Graph().as_default() as graph:
+        variables = [v1.get_variable(name, initializer=np.asarray(value)) for name, value in values.items()]
+        before = len(graph.get_operations())
+        writer = checkpoints.SnapshotWriter.of(variables)
+        start = writer.only(lambda name: not name.endswith("/Momentum"))
+        written = len(graph.get_operations()) - before
+        v1.train.Saver(variables)
+        by_saver = len(graph.get_operations()) - before - written
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            writer.save(session, str(tmp_path / "writer"))
+            start.save(session, str(tmp_path / "start"))
+    assert written < by_saver  # a save op, no restore ops
+    read = tf.train.load_checkpoint(str(tmp_path / "writer"))
+    assert read.get_variable_to_dtype_map() == {"conv1/weights": tf.float32, "conv1/weights/Momentum": tf.float64,
+                                                "global_step": tf.int64}
+    for name, value in values.items():
+        np.testing.assert_array_equal(read.get_tensor(name), value)
+    assert set(tf.train.load_checkpoint(str(tmp_path / "start")).get_variable_to_shape_map()) == {
+        "conv1/weights", "global_step"}
+    restored, _ = _restore(str(tmp_path / "writer"), {"conv1/weights": (2, 3)})
+    np.testing.assert_array_equal(restored["conv1/weights"], values["conv1/weights"])
+
+
 def test_snapshots_are_renamed_into_place_listed_and_pruned(tmp_path):
     snapshots = tmp_path / "snapshots"
     description = default_description("lw-refinenet-mobilenetv2", 3)
     with tf.Graph().as_default():
         variable = v1.get_variable("conv1/weights", initializer=np.zeros(2, np.float32))
-        saver = v1.train.Saver([variable])
+        writer = checkpoints.SnapshotWriter.of([variable])
         with v1.Session() as session:
             session.run(variable.initializer)
             for step in range(1, 6):
                 variable.load(np.full(2, step, np.float32), session)
-                checkpoints.save_snapshot(saver, session, str(snapshots), step, description, keep=3)
+                checkpoints.save_snapshot(writer, session, str(snapshots), step, description, keep=3)
             # a run killed while writing leaves temporary files and an index-less data file: step 5 stays the latest
             (snapshots / ".tmp-model.ckpt-6.data-00000-of-00001").write_bytes(b"partial")
             (snapshots / "model.ckpt-6.data-00000-of-00001").write_bytes(b"partial")
             assert checkpoints.latest_snapshot(str(snapshots)) == str(snapshots / "model.ckpt-5")
-            checkpoints.save_snapshot(saver, session, str(snapshots), 6, description, keep=3)
+            checkpoints.save_snapshot(writer, session, str(snapshots), 6, description, keep=3)
     names = sorted(os.listdir(snapshots))
     assert not any(name.startswith(".tmp-") for name in names)
     assert {name.split(".data")[0].split(".index")[0] for name in names if name.startswith("model.ckpt")} == {
@@ -163,10 +190,10 @@ def test_every_snapshot_file_gets_the_permissions_the_umask_allows(tmp_path, uma
     try:
         with tf.Graph().as_default():
             variable = v1.get_variable("conv1/weights", initializer=np.zeros(2, np.float32))
-            saver = v1.train.Saver([variable])
+            writer = checkpoints.SnapshotWriter.of([variable])
             with v1.Session() as session:
                 session.run(variable.initializer)
-                checkpoints.save_snapshot(saver, session, str(snapshots), 1,
+                checkpoints.save_snapshot(writer, session, str(snapshots), 1,
                                           default_description("lw-refinenet-mobilenetv2", 3))
     finally:
         os.umask(previous)

@@ -94,7 +94,7 @@ def test_validation_scores_go_to_tensorboard_and_the_progress_line(tmp_path, cap
 
 
 @pytest.mark.slow  # trains twice
-def test_keep_best_keeps_the_best_weights_and_a_resumed_run_keeps_the_record(tmp_path, caplog):
+def test_keep_best_keeps_the_best_weights_and_a_resumed_run_keeps_the_record(tmp_path, caplog, medium_disk):
     train_list, val_list = _lists(tmp_path)
     first = _config(tmp_path, train_list, val_list, num_steps=3, save_pred_every=1, keep_best=True)
     Trainer(first).run()

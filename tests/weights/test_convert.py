@@ -10,12 +10,13 @@ import pytest
 import tensorflow as tf
 
 from refinenet_tf.architectures import is_backbone_variable
+from refinenet_tf.checkpoints import variable_name
 from refinenet_tf.cli.common import run
 from refinenet_tf.cli.convert_weights import main as convert_main
 from refinenet_tf.errors import ConfigError, WeightsError
 from refinenet_tf.models.layers import LayerOptions
 from refinenet_tf.models.refinenet import refinenet_decoder
-from refinenet_tf.weights.convert import assign_from_arrays, convert_weights, match_arrays, variable_name
+from refinenet_tf.weights.convert import assign_from_arrays, convert_weights, match_arrays
 from refinenet_tf.weights.torch_state_dict import map_state_dict
 from tests.support.weights import (
     arch_variable_shapes,
