@@ -3,7 +3,6 @@
 if __name__ == "__main__":  # spawned workers (the CRF pool) import this file again and must not rerun it
     import sys
 
-    from refinenet_tf.cli.common import run
-    from refinenet_tf.cli.evaluate import main
+    from refinenet_tf.cli import launch
 
-    sys.exit(run(main))
+    sys.exit(launch("evaluate"))

@@ -1,4 +1,4 @@
-"""Dense CRF time per image (``refinenet_tf.evaluate.crf.dense_crf``, DeepLab's settings, 10 iterations)."""
+"""Dense CRF time per image (``refinenet_tf.predict.crf.dense_crf``, DeepLab's settings, 10 iterations)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def inputs(size: tuple[int, int], num_classes: int) -> tuple[np.ndarray, np.ndar
 
 def main(argv=None) -> None:
     from refinenet_tf.errors import ConfigError
-    from refinenet_tf.evaluate.crf import dense_crf, require_pydensecrf
+    from refinenet_tf.predict.crf import dense_crf, require_pydensecrf
 
     args = parse_args(argv)
     try:

@@ -111,9 +111,9 @@ def make_predictor(variant: str, description, checkpoint: str, args):
     import tensorflow as tf
 
     from refinenet_tf import checkpoints
-    from refinenet_tf.evaluate.predict import Predictor
-    from refinenet_tf.inference_graph import CONVOLUTIONS_ONLY, GraphPredictor, build_inference_graph
-    from refinenet_tf.models.prediction import build_predictor_graph
+    from refinenet_tf.predict.graph import build_predictor_graph
+    from refinenet_tf.predict.inference_graph import CONVOLUTIONS_ONLY, GraphPredictor, build_inference_graph
+    from refinenet_tf.predict.predictor import Predictor
 
     v1 = tf.compat.v1
     if variant == "session":

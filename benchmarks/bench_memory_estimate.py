@@ -48,8 +48,8 @@ def parse_args(argv=None):
 
 def worker(args) -> dict:
     """Bytes per pixel that predicting one image whole adds to this process's peak resident memory."""
-    from refinenet_tf.evaluate.predict import Predictor
-    from refinenet_tf.models.prediction import PredictOptions
+    from refinenet_tf.predict.graph import PredictOptions
+    from refinenet_tf.predict.predictor import Predictor
 
     _, options, side = args.worker.split(":")
     side = int(side)
@@ -69,7 +69,7 @@ def estimates(arch: str, options: str) -> tuple[float, float]:
         prediction_bytes_per_pixel,
         reference_prediction_graph,
     )
-    from refinenet_tf.models.prediction import PredictOptions
+    from refinenet_tf.predict.graph import PredictOptions
 
     description, predict_options = default_description(arch, NUM_CLASSES), PredictOptions(**OPTIONS[options])
     every = forward_activation_bytes(reference_prediction_graph(description, predict_options)) / REFERENCE_SIDE**2

@@ -39,7 +39,7 @@ def demo_row(directory: str, threads: int) -> list[str]:
 
 def reference_row(directory: str, threads: int) -> list[str]:
     from refinenet_tf.data.images import load_image
-    from refinenet_tf.evaluate.predict import Predictor
+    from refinenet_tf.predict.predictor import Predictor
     from refinenet_tf.weights.convert import convert_weights
 
     with tempfile.TemporaryDirectory() as converted:

@@ -64,7 +64,7 @@ def size_of(text: str) -> tuple[int, int]:
 
 def worker(args) -> list[dict]:
     """Times and peak memory of each ``--worker`` variant, one after the other in this process."""
-    from refinenet_tf.evaluate.predict import Predictor
+    from refinenet_tf.predict.predictor import Predictor
 
     predictor = Predictor(args.weights, threads=args.threads, precision=args.precision)
     predictor.predict(np.zeros((64, 64, 3), np.uint8), ("labels",))  # the graph's one-off preparation

@@ -24,6 +24,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as `python benchmarks/bench_x.py` from a checkout
 
+import refinenet_tf  # noqa: E402 (found through the line above)
+
+refinenet_tf.quiet()  # a benchmark is a program: TensorFlow's start-up lines stay off its stderr, as for the commands
+
 DEFAULT_OUTPUT = REPO / "docs" / "BENCHMARKS.md"
 HEADER = """# Benchmarks
 

@@ -1,7 +1,7 @@
 """``RefineNet``: train, segment, evaluate and export a model from Python in a few calls.
 
 It is a thin layer over the functions the commands use (:class:`~refinenet_tf.train.trainer.Trainer`,
-:class:`~refinenet_tf.evaluate.predict.Predictor`, :func:`~refinenet_tf.evaluate.evaluator.evaluate`,
+:class:`~refinenet_tf.predict.predictor.Predictor`, :func:`~refinenet_tf.evaluate.evaluator.evaluate`,
 :func:`~refinenet_tf.export.export_model`); every instance keeps its own graphs and sessions, so
 several models can live in one process.
 """
@@ -25,16 +25,15 @@ from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.defaults import DEFAULT_ARCH, NUM_CLASSES, REPORT_IMAGES, SNAPSHOT_DIR, TILE_OVERLAP
 from refinenet_tf.description import ModelDescription, default_description, has_description, load_description
 from refinenet_tf.errors import CheckpointError, ConfigError, DataError
-from refinenet_tf.evaluate.evaluator import evaluate, evaluation_results
-from refinenet_tf.evaluate.html_report import check_report, write_report
-from refinenet_tf.evaluate.predict import Predictor
-from refinenet_tf.evaluate.report import write_results_json
-from refinenet_tf.evaluate.segment import labels_of
-from refinenet_tf.evaluate.tiling import check_overlap, check_tile_setting
+from refinenet_tf.evaluate.job import EvaluationJob, run_evaluation_job
 from refinenet_tf.export import BFLOAT16_FORMATS, export_model
 from refinenet_tf.hardware import choose_precision
-from refinenet_tf.models.prediction import PredictOptions
 from refinenet_tf.palette import colourise
+from refinenet_tf.predict.graph import PredictOptions
+from refinenet_tf.predict.inference_graph import checked_rgb
+from refinenet_tf.predict.predictor import Predictor
+from refinenet_tf.predict.segment import labels_of
+from refinenet_tf.predict.tiling import check_overlap, check_tile_setting
 from refinenet_tf.train.trainer import TrainConfig, Trainer, TrainResult
 
 MODEL_TYPES = ("refinenet", "lightweight")
@@ -199,17 +198,10 @@ class RefineNet:
         data = self._dataset(dataset, data_dir, split, EVAL_SPLITS, "eval")
         options = PredictOptions(tuple(scales), fusion, flip)
         samples = read_list_file(data.data_dir, data.list_path)
-        if report is not None:
-            check_report(report, writes_results=output_file is None)
-        result = evaluate(checkpoint, samples, self.description, options, save_dir=save_dir, threads=self.threads,
-                          precision=self.precision, report_images=report_images if report is not None else 0,
-                          tile=tile, tile_overlap=tile_overlap)
-        results = evaluation_results(result, self.description, options, data.list_path)
-        if output_file is not None:
-            write_results_json(output_file, results)
-        if report is not None:
-            write_report(report, results, self.description, result.gallery, output_file)
-        return results
+        job = EvaluationJob(options, tile=tile, tile_overlap=tile_overlap, precision=self.precision,
+                            threads=self.threads, save_dir=save_dir, results_file=output_file, report=report,
+                            report_images=report_images)
+        return run_evaluation_job(checkpoint, samples, self.description, data.list_path, job)[1]
 
     # --- export -------------------------------------------------------------------------------------------
 
@@ -346,7 +338,4 @@ def _as_rgb(image) -> np.ndarray:
     """A PIL image or an array as a uint8 HxWx3 RGB array."""
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    array = np.asarray(image)
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-        raise DataError(f"image must be a uint8 HxWx3 RGB array or a PIL image, got {array.dtype} {array.shape}")
-    return array
+    return checked_rgb(image, also=" or a PIL image")

@@ -141,14 +141,14 @@ def check_trained_model(path: str, model_shapes: dict[str, list[int]]) -> str:
 
 
 def initialise_from(session: v1.Session, path: str, variables: Sequence[tf.Variable],
-                    skip_classifier: bool = False) -> RestoreReport:
+                    not_restore_last: bool = False) -> RestoreReport:
     """Start a model from another checkpoint: every model variable it holds, by name and shape.
 
     For converted, DeepLab and ImageNet backbone-only checkpoints and snapshots of other runs. Optimizer
     state and the step are never read from it. The backbone and the decoder are each restored whole or
     not at all (a checkpoint holding part of one is another architecture), and a shape clash outside the
     classifier is an error naming the variable. The classifier is restored when its shape fits, unless
-    ``skip_classifier`` (``--not-restore-last``). Variables not restored, and any optimizer slot or step
+    ``not_restore_last`` (``--not-restore-last``). Variables not restored, and any optimizer slot or step
     among ``variables``, keep their current values.
     """
     prefix = resolve_checkpoint(path)
@@ -156,7 +156,7 @@ def initialise_from(session: v1.Session, path: str, variables: Sequence[tf.Varia
     shapes = reader.get_variable_to_shape_map()
     by_name = {name: variable for name, variable in _by_name(variables).items() if not is_training_state(name)}
     wanted = {name: variable for name, variable in by_name.items()
-              if not (skip_classifier and is_classifier_variable(name))}
+              if not (not_restore_last and is_classifier_variable(name))}
     _check_shapes(prefix, _shapes_of(wanted), shapes, suggest_not_restore_last=True)
     loadable = {name: variable for name, variable in wanted.items() if name in shapes}
     if not loadable:
@@ -198,7 +198,7 @@ class SnapshotWriter:
     @classmethod
     def of(cls, variables: Sequence[tf.Variable]) -> SnapshotWriter:
         """A writer of ``variables`` under their names (``name`` without ``:0``)."""
-        return cls({variable_name(variable): variable.value() for variable in variables})
+        return cls({variable_name(variable): _read(variable) for variable in variables})
 
     def only(self, keep: Callable[[str], bool]) -> SnapshotWriter:
         """A writer of the names ``keep`` accepts, reading the same tensors."""
@@ -208,6 +208,12 @@ class SnapshotWriter:
         """Write ``prefix.index`` and ``prefix.data-00000-of-00001``; returns ``prefix``."""
         session.run(self._save, {self._prefix: prefix})
         return prefix
+
+
+def _read(variable: tf.Variable) -> tf.Tensor:
+    """One read of a resource variable's value: the bare operation, which TensorFlow builds in a fraction of the
+    Python time that ``variable.value()`` takes (that also records the read for gradients and copies shape data)."""
+    return tf.raw_ops.ReadVariableOp(resource=variable.handle, dtype=variable.dtype.base_dtype)
 
 
 def save_snapshot(writer: SnapshotWriter, session: v1.Session, snapshot_dir: str, step: int,

@@ -33,14 +33,13 @@ from refinenet_tf.data.synthetic import make_synthetic_dataset
 from refinenet_tf.defaults import REPORT_IMAGES
 from refinenet_tf.description import ModelDescription, default_description
 from refinenet_tf.errors import ConfigError, parameter
-from refinenet_tf.evaluate.evaluator import evaluate, evaluation_results
-from refinenet_tf.evaluate.html_report import check_report, write_report
-from refinenet_tf.evaluate.outputs import image_stem
+from refinenet_tf.evaluate.job import EvaluationJob, run_evaluation_job
 from refinenet_tf.evaluate.plots import INSTALL_HINT, has_matplotlib
-from refinenet_tf.evaluate.report import format_results, write_results_json
+from refinenet_tf.evaluate.report import format_results
 from refinenet_tf.files import write_text_atomically
-from refinenet_tf.models.prediction import SINGLE_SCALE
 from refinenet_tf.palette import colourise
+from refinenet_tf.predict.graph import SINGLE_SCALE
+from refinenet_tf.predict.outputs import image_stem
 from refinenet_tf.train.trainer import TrainConfig, Trainer, TrainResult
 
 ARCH = "lw-refinenet-mobilenetv2"
@@ -109,22 +108,18 @@ def run_demo_with(output_dir: str, settings: DemoSettings, publish_picture: str 
     paths = DemoPaths(output_dir)
     _claim_output_dir(paths, settings)
     report = has_matplotlib()
-    if report:
-        check_report(paths.report, writes_results=False)
-    else:
+    if not report:
         _LOG.warning("no HTML report without matplotlib: %s", INSTALL_HINT)
     prepared = _prepare_data(paths, settings)
     description = _description(prepared.table)
     trained = _train(paths, settings, prepared, description)
     samples = read_list_file(prepared.data_dir, prepared.lists["val"])
-    evaluation = evaluate(trained.snapshot, samples, description, SINGLE_SCALE, save_dir=paths.predictions,
-                          threads=settings.threads, report_images=REPORT_IMAGES if report else 0)
-    results = evaluation_results(evaluation, description, SINGLE_SCALE, prepared.lists["val"])
-    results["metadata"].update(arch=ARCH, steps=trained.step, train_images=prepared.counts["train"],
-                               val_images=evaluation.images, settings=dataclasses.asdict(settings))
-    write_results_json(paths.results, results)
-    if report:
-        write_report(paths.report, results, description, evaluation.gallery, paths.results)
+    job = EvaluationJob(SINGLE_SCALE, threads=settings.threads, save_dir=paths.predictions,
+                        results_file=paths.results, report=paths.report if report else None,
+                        report_images=REPORT_IMAGES,
+                        metadata={"arch": ARCH, "steps": trained.step, "train_images": prepared.counts["train"],
+                                  "val_images": len(samples), "settings": dataclasses.asdict(settings)})
+    evaluation, results = run_evaluation_job(trained.snapshot, samples, description, prepared.lists["val"], job)
     write_comparison(paths.comparison, samples[: settings.comparison_rows], paths.predictions, description)
     if publish_picture:
         _copy(paths.comparison, publish_picture)

@@ -1,6 +1,6 @@
 """Export a checkpoint for serving: TF SavedModel, frozen GraphDef, TFLite or ONNX.
 
-Every format is made from the frozen, batch-norm-folded graph of :mod:`refinenet_tf.inference_graph`,
+Every format is made from the frozen, batch-norm-folded graph of :mod:`refinenet_tf.predict.inference_graph`,
 so preprocessing, the bilinear resize to the image size, softmax and argmax are inside the model and
 the outputs equal the checkpoint's single-scale predictions. Each export is a folder holding the model
 file(s) and ``model.json`` (class names, colours and preprocessing, for reference):
@@ -38,9 +38,9 @@ import tensorflow as tf
 from refinenet_tf.checkpoints import resolve_checkpoint
 from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import ConfigError, parameter
-from refinenet_tf.evaluate.predict import description_for_checkpoint
 from refinenet_tf.hardware import choose_precision
-from refinenet_tf.inference_graph import INPUT, build_inference_graph
+from refinenet_tf.predict.inference_graph import INPUT, build_inference_graph
+from refinenet_tf.predict.predictor import description_for_checkpoint
 
 v1 = tf.compat.v1
 

@@ -4,7 +4,8 @@ TensorFlow's C++ runtime writes its log lines (the absl pre-init banner, ``I0000
 Could not find cuda drivers ...``, ``E0000 ... failed call to cuInit ...``) straight to file
 descriptor 2, partly before any log level applies, so ``TF_CPP_MIN_LOG_LEVEL`` cannot remove them.
 
-Importing ``refinenet_tf`` puts a hook on the import system; just before ``tensorflow`` is first
+A command's entry point (``refinenet_tf.cli.launch``), or a program calling ``refinenet_tf.quiet()``, puts a
+hook on the import system (:func:`arm`); importing the library alone does not. Just before ``tensorflow`` is first
 imported, fd 2 is routed through a filter that drops only lines in TensorFlow's/absl's log formats
 (fatal ``F`` lines are kept) and passes every other byte on unchanged. Python's ``sys.stderr`` writes
 to fd 2 as before, so C and Python output stay in one stream, in the order it was written (a direct
@@ -14,7 +15,7 @@ is killed; child processes inherit the filtered fd 2 and do not start a filter o
 fd 2 is given back and the filter is waited for. TensorFlow's Python logger ("tensorflow", with its
 deprecation notices) is limited to errors.
 
-Nothing is filtered when tensorflow was imported before ``refinenet_tf``, when the environment
+Nothing is filtered when tensorflow was imported before :func:`arm`, when the environment
 variable ``REFINENET_TF_VERBOSE`` is 1 (or true/yes/on), after ``set_verbose()``, or, for the
 commands, with ``--verbose``. Without POSIX pipes only ``TF_CPP_MIN_LOG_LEVEL=2`` is set as a default.
 """

@@ -116,9 +116,9 @@ def pytest_itemcollected(item):
 # it is free, in collection order (pyproject.toml turns xdist's reordering by test count off): a long file started
 # last would end the run alone.
 LONGEST_FILES = ("tests/cli/test_command_sequences.py", "tests/reliability/test_kill_resume.py",
-                 "tests/train/test_rare_class.py", "tests/inference/test_inference_graph.py",
+                 "tests/train/test_rare_class.py", "tests/predict/test_inference_graph.py",
                  "tests/models/test_architectures.py", "tests/distribute/test_distributed.py",
-                 "tests/cli/test_fine_tuning.py", "tests/evaluate/test_tiling_memory.py",
+                 "tests/cli/test_fine_tuning.py", "tests/predict/test_tiling_memory.py",
                  "tests/train/test_validation.py", "tests/train/test_run_folder.py")
 
 

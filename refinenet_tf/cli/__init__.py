@@ -1,8 +1,9 @@
 """``python -m refinenet_tf COMMAND [flags]``: one module per command, each with ``main(argv)``.
 
-Every entry point (the top-level scripts, ``python -m refinenet_tf``, the console scripts) imports
-this package before any command module can import TensorFlow, so ``--verbose`` on the command line is
-honoured here, in time to keep TensorFlow's start-up log (see :mod:`refinenet_tf.tf_quiet`).
+Every entry point (the top-level scripts, ``python -m refinenet_tf``, the console scripts) goes through
+:func:`launch` or :func:`main`, which keep TensorFlow's start-up log off stderr (see :mod:`refinenet_tf.tf_quiet`;
+``--verbose`` shows it) before the command's module imports TensorFlow. Importing this package does nothing of
+the kind: a program that imports the library keeps its stderr as it is.
 """
 
 from __future__ import annotations
@@ -15,10 +16,6 @@ from collections.abc import Sequence
 
 from refinenet_tf import tf_quiet
 from refinenet_tf.cli.common import run
-
-if tf_quiet.verbose_flag(sys.argv[1:]):
-    os.environ[tf_quiet.VERBOSE_ENV] = "1"  # for the processes a command starts, too
-    tf_quiet.set_verbose(True)
 
 # command name -> module under refinenet_tf.cli holding its main(argv)
 COMMANDS = {
@@ -35,9 +32,26 @@ COMMANDS = {
 }
 
 
-def command_main(name: str):
-    """The ``main(argv)`` of one command."""
-    return importlib.import_module(f"refinenet_tf.cli.{COMMANDS[name]}").main
+def command_main(name: str, entry: str = "main"):
+    """The ``main(argv)`` of one command (``entry`` names another function of its module)."""
+    return getattr(importlib.import_module(f"refinenet_tf.cli.{COMMANDS[name]}"), entry)
+
+
+def quiet_command(argv: Sequence[str]) -> None:
+    """What a command's process does before its module loads TensorFlow: keep TensorFlow's start-up log off stderr,
+    or with ``--verbose`` in ``argv`` show it, in this process and in the processes the command starts."""
+    if tf_quiet.verbose_flag(argv):
+        os.environ[tf_quiet.VERBOSE_ENV] = "1"
+        tf_quiet.set_verbose(True)
+    else:
+        tf_quiet.arm()
+
+
+def launch(command: str, argv: Sequence[str] | None = None, entry: str = "main") -> int:
+    """Run one command as its program does (``argv`` defaults to ``sys.argv[1:]``): its exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_command(argv)
+    return run(command_main(command, entry), argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,4 +67,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] not in available:
         print(f"usage: python -m refinenet_tf [--verbose] {commands} [flags]", file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
-    return run(command_main(argv[0]), argv[1:])
+    return launch(argv[0], argv[1:])

@@ -36,7 +36,7 @@ from refinenet_tf.data.masks import MASK_FORMATS, UNKNOWN_POLICIES, MaskConverte
 from refinenet_tf.defaults import IGNORE_LABEL, RANDOM_SEED
 from refinenet_tf.errors import ConfigError, DataError
 
-log = logging.getLogger(__name__)
+_LOG = logging.getLogger(__name__)
 CITYSCAPES_SUFFIX = ("_labelIds.png", "_trainIds.png")
 
 
@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     converter = MaskConverter(args.format, table, args.ignore_label, args.unknown)
     jobs = plan_jobs(args.inputs, args.output_dir, args.format)
     result = convert_mask_files(jobs, converter, args.workers, options.progress)
-    log.info("wrote %d index masks to %s", len(result.written), args.output_dir)
+    _LOG.info("wrote %d index masks to %s", len(result.written), args.output_dir)
 
 
 def plan_jobs(inputs: Sequence[str], output_dir: str, mask_format: str) -> list[tuple[str, str]]:
@@ -148,7 +148,7 @@ def prepare_layout(args: argparse.Namespace, options: ConversionOptions) -> Prep
     root = args.inputs[0]
     if layout == "auto":
         layout = detect_layout(root)
-        log.info("%s: detected the %s layout", root, layout)
+        _LOG.info("%s: detected the %s layout", root, layout)
         if layout == "folders":
             return prepare_dataset(root, args.name, args.lists_dir, args.output_dir, options)
     if layout == "class-dict":

@@ -48,6 +48,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.output_dir is None:  # not argparse's required=True, which would refuse the old spelling --output
         parser.error("the following arguments are required: --output-dir")
     path = convert_weights(args.src, args.source, args.arch, args.num_classes, args.output_dir,
-                           drop_classifier=args.not_restore_last, class_names=args.class_names,
+                           not_restore_last=args.not_restore_last, class_names=args.class_names,
                            random_seed=args.random_seed)
     print(path)

@@ -19,11 +19,11 @@ from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.data.reader import ON_BAD_SAMPLE
 from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import ConfigError, parameter
-from refinenet_tf.evaluate.crf import require_pydensecrf
-from refinenet_tf.evaluate.evaluator import evaluate, evaluation_results, read_instance_list
-from refinenet_tf.evaluate.html_report import check_report, write_report
-from refinenet_tf.evaluate.predict import description_for_checkpoint
-from refinenet_tf.evaluate.report import format_comparison, format_results, write_results_json
+from refinenet_tf.evaluate.evaluator import read_instance_list
+from refinenet_tf.evaluate.job import EvaluationJob, run_evaluation_job
+from refinenet_tf.evaluate.report import format_comparison, format_results
+from refinenet_tf.predict.crf import require_pydensecrf
+from refinenet_tf.predict.predictor import description_for_checkpoint
 
 _LOG = logging.getLogger(__name__)
 
@@ -78,13 +78,12 @@ def run_evaluation(argv: Sequence[str] | None, with_crf: bool, multiscale: bool 
     instances = None
     if args.instance_list:
         instances = read_instance_list(args.data_dir, args.instance_list, samples, args.thing_classes)
-    if args.report:
-        check_report(args.report, writes_results=not args.output)
-    result = evaluate(prefix, samples, description, options, crf=crf,
-                      crf_workers=getattr(args, "crf_workers", 1), save_dir=args.save_dir, instances=instances,
-                      on_bad_sample=args.on_bad_sample, threads=args.threads, precision=args.precision,
-                      report_images=args.report_images if args.report else 0, tile=args.tile,
-                      tile_overlap=args.tile_overlap)
+    job = EvaluationJob(options, crf=crf, crf_workers=getattr(args, "crf_workers", 1), tile=args.tile,
+                        tile_overlap=args.tile_overlap, precision=args.precision, threads=args.threads,
+                        on_bad_sample=args.on_bad_sample, instances=instances, save_dir=args.save_dir,
+                        results_file=args.output or None, report=args.report or None,
+                        report_images=args.report_images)
+    result, results = run_evaluation_job(prefix, samples, description, args.data_list, job)
     names = description.names()
     if result.crf is None:
         print(format_results(result.plain, names))
@@ -92,13 +91,6 @@ def run_evaluation(argv: Sequence[str] | None, with_crf: bool, multiscale: bool 
         print(format_comparison(result.plain, result.crf, names))
     skipped = f", {len(result.skipped)} skipped" if result.skipped else ""
     print(f"{result.images} images evaluated{skipped}; checkpoint {result.checkpoint}")
-    results = evaluation_results(result, description, options, args.data_list, crf)
-    if args.output:
-        write_results_json(args.output, results)
-        _LOG.info("results written to %s", args.output)
-    if args.report:
-        _LOG.info("report written to %s", write_report(args.report, results, description, result.gallery,
-                                                       args.output))
     return results
 
 

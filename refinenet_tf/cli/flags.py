@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 from refinenet_tf import defaults
 from refinenet_tf.architectures import ARCHITECTURES
-from refinenet_tf.evaluate.crf import CRFParams
 from refinenet_tf.hardware import PRECISIONS
+from refinenet_tf.predict.crf import CRFParams
 from refinenet_tf.tf_quiet import VERBOSE_ENV, VERBOSE_FLAG
 
 if TYPE_CHECKING:
-    from refinenet_tf.models.prediction import PredictOptions
+    from refinenet_tf.predict.graph import PredictOptions
 
 # Library parameters whose flag is not simply '--' + the name with dashes.
 FLAG_OF_PARAMETER = {
@@ -26,7 +26,6 @@ FLAG_OF_PARAMETER = {
     "train_batch_norm": "--is-training",
     "batch_norm_decay": "--bn-decay",
     "iterations": "--crf-iterations",
-    "drop_classifier": "--not-restore-last",
 }
 _LOG = logging.getLogger(__name__)
 
@@ -160,7 +159,7 @@ def add_precision_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup
 
 def predict_options(args: argparse.Namespace) -> PredictOptions:
     """The PredictOptions chosen by :func:`add_predict_flags`."""
-    from refinenet_tf.models.prediction import PredictOptions  # deferred: TensorFlow
+    from refinenet_tf.predict.graph import PredictOptions  # deferred: TensorFlow
 
     return PredictOptions(tuple(args.scales), args.fusion, args.flip)
 

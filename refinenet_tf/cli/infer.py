@@ -23,11 +23,11 @@ from refinenet_tf.cli import flags
 from refinenet_tf.cli.evaluate import checkpoint_description
 from refinenet_tf.data.images import images_named_by
 from refinenet_tf.errors import ConfigError, parameter
-from refinenet_tf.evaluate.crf import require_pydensecrf
-from refinenet_tf.evaluate.outputs import check_unique_stems
-from refinenet_tf.evaluate.predict import Predictor
-from refinenet_tf.evaluate.probability_files import PROBABILITY_FORMATS
-from refinenet_tf.evaluate.segment import SegmentSettings, segment_files
+from refinenet_tf.predict.crf import require_pydensecrf
+from refinenet_tf.predict.outputs import check_unique_stems
+from refinenet_tf.predict.predictor import Predictor
+from refinenet_tf.predict.probability_files import PROBABILITY_FORMATS
+from refinenet_tf.predict.segment import SegmentSettings, segment_files
 
 
 def build_parser() -> argparse.ArgumentParser:

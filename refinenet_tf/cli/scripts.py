@@ -5,13 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from refinenet_tf.cli import command_main
-from refinenet_tf.cli.common import run
+from refinenet_tf.cli import launch
 
 
 def _entry(command: str) -> Callable[[], None]:
     def main() -> None:
-        sys.exit(run(command_main(command)))
+        sys.exit(launch(command))
 
     main.__doc__ = f"The ``{command}`` command."
     return main

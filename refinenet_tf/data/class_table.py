@@ -11,6 +11,8 @@ Two header forms are read:
   Written when black is a class (VOC's background).
 
 Everywhere, black pixels mean "ignore" unless black is one of the classes.
+
+Index and palette masks without a table get one inferred from them (:func:`infer_class_table`).
 """
 
 from __future__ import annotations
@@ -20,22 +22,30 @@ import io
 import logging
 import os
 import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TextIO
 
-from refinenet_tf.errors import DataError
+import numpy as np
+
+from refinenet_tf.data.images import open_image
+from refinenet_tf.errors import DataError, parameter
 from refinenet_tf.files import write_text_atomically
 from refinenet_tf.palette import voc_palette
+from refinenet_tf.progress import Progress
 
 Colour = tuple[int, int, int]
 BLACK: Colour = (0, 0, 0)
 FILE_NAME = "class_dict.csv"
+VOC_VOID_INDEX = 255  # the border index of VOC's palette masks
 NAMED_HEADER = ("name", "r", "g", "b")
 INDEXED_HEADER = ("index", "name", "r", "g", "b")
 # Names that make a black row of a name,r,g,b table the ignore colour (compared by is_void_name).
 VOID_NAMES = frozenset({"void", "ignore", "ignored", "unlabeled", "unlabelled", "unknown", "none",
                         "don't care", "dont care", "dontcare"})
 
-log = logging.getLogger(__name__)
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -107,7 +117,7 @@ def read_class_table(path: str) -> ClassTable:
             if BLACK in colours:
                 raise DataError(f"{where}: {name!r} (0,0,0) would mark pixels to ignore, but (0,0,0) is already "
                                 f"class {names[colours.index(BLACK)]!r}; keep one of the two rows")
-            log.info("%s: %r (0,0,0) marks pixels to ignore, not a class", where, name)
+            _LOG.info("%s: %r (0,0,0) marks pixels to ignore, not a class", where, name)
             void_name = void_name or name
             continue
         if colour == BLACK and void_name is not None:
@@ -201,3 +211,87 @@ def _refuse_duplicates(values, what: str) -> None:
         if value in seen:
             raise DataError(f"class table: {what} {value!r} appears twice")
         seen.add(value)
+
+
+# --- a table inferred from index or palette masks ------------------------------------------------------
+
+def infer_class_table(masks: Sequence[str], mask_format: str, table: ClassTable | None, ignore_label: int,
+                      workers: int = 1, progress: TextIO | None = None) -> ClassTable:
+    """``table`` once the class indices in the index or palette ``masks`` are checked against it, else a table
+    made from the masks: classes 0..(highest index present, ``ignore_label`` aside), named ``class_<i>``, coloured
+    by the masks' palette (palette masks) or the VOC palette (index masks). ``workers`` threads read the masks,
+    with a progress line on ``progress``."""
+    ignored = {ignore_label} | ({VOC_VOID_INDEX} if mask_format == "palette" else set())
+    values, palettes = _mask_values(masks, mask_format, workers, progress)
+    classes = sorted(set(values) - ignored)
+    if not classes:
+        raise DataError(f"{os.path.dirname(masks[0])}: the masks hold only ignored pixels "
+                        f"(values {sorted(values)}), no class index")
+    top = classes[-1]
+    if top > ignore_label:
+        raise DataError(f"{values[top]}: holds class index {top}, above the ignore label {ignore_label} "
+                        f"(class indices must be below {parameter('ignore_label')})")
+    if table is not None:
+        if top >= table.num_classes:
+            raise DataError(f"{values[top]}: holds class index {top} but the class table lists "
+                            f"{table.num_classes} classes ({', '.join(table.names[:5])}"
+                            f"{', ...' if table.num_classes > 5 else ''})")
+        return table
+    voc = [tuple(int(v) for v in c) for c in voc_palette(top + 1)]
+    wanted: list[Colour | None] = voc if mask_format == "index" else [
+        _palette_colour(palettes.get(values.get(index, masks[0])), index) for index in range(top + 1)]
+    colours = _distinct_colours(wanted, set(classes), os.path.dirname(masks[0]))
+    _LOG.info("%s: %d classes (highest index %d); class_dict.csv names them class_<i>, coloured by the %s",
+             os.path.dirname(masks[0]), top + 1, top, "masks' palette" if mask_format == "palette" else "VOC palette")
+    return ClassTable(tuple(f"class_{i}" for i in range(top + 1)), tuple(colours))
+
+
+def _mask_values(masks: Sequence[str], mask_format: str, workers: int,
+                 progress: TextIO | None) -> tuple[dict[int, str], dict[str, list[Colour]]]:
+    """Each value in the masks -> the first mask holding it, and each palette mask's palette colours."""
+
+    modes = ("L",) if mask_format == "index" else ("P", "L")
+    what = "an index mask (8-bit grey)" if mask_format == "index" else "a palette mask (8-bit palette or grey)"
+    hints = {"P": f"; palette masks need {parameter('format')} palette", "RGB": f"; colour masks need {parameter('format')} rgb"}
+
+    def read(path: str) -> tuple[str, np.ndarray, list[Colour] | None]:
+        image = open_image(path)
+        if image.mode not in modes:
+            raise DataError(f"{path}: a {image.mode} image, not {what}{hints.get(image.mode, '')}")
+        palette = image.getpalette() if image.mode == "P" else None
+        colours = None if palette is None else [tuple(palette[i:i + 3]) for i in range(0, len(palette) - 2, 3)]
+        return path, np.flatnonzero(np.bincount(np.asarray(image).ravel(), minlength=256)), colours
+
+    values: dict[int, str] = {}
+    palettes: dict[str, list[Colour]] = {}  # kept for the first mask holding some value
+    bar = Progress(len(masks), "reading class indices", unit="files", stream=progress, silent=progress is None)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for path, present, colours in pool.map(read, masks):
+            new = [value for value in present.tolist() if value not in values]
+            values.update((value, path) for value in new)
+            if new and colours is not None:
+                palettes[path] = colours
+            bar.update()
+    bar.close()
+    return values, palettes
+
+
+def _palette_colour(palette: list[Colour] | None, index: int) -> Colour | None:
+    return palette[index] if palette is not None and index < len(palette) else None
+
+
+def _distinct_colours(wanted: list[Colour | None], present: set[int], where: str) -> list[Colour]:
+    """Class i gets ``wanted[i]`` unless another class has it (classes present first); else a spare VOC colour."""
+    owner: dict[Colour, int] = {}
+    for index in sorted(present) + [i for i in range(len(wanted)) if i not in present]:
+        colour = wanted[index]
+        if colour is None:
+            continue
+        if colour not in owner:
+            owner[colour] = index
+        elif index in present:
+            _LOG.warning("%s: the palette gives class %d the colour %s of class %d; class_dict.csv gives class %d "
+                        "another colour", where, index, colour, owner[colour], index)
+    chosen = {index: colour for colour, index in owner.items()}
+    spare = (colour for colour in (tuple(int(v) for v in c) for c in voc_palette(256)) if colour not in owner)
+    return [chosen[index] if index in chosen else next(spare) for index in range(len(wanted))]

@@ -156,3 +156,15 @@ def _check_mask_format(mask: Image.Image, path: str) -> None:
             "index PNG (mode L) with values 0..num_classes-1 and the ignore label"
         )
     raise DataError(f"{path}: mask mode {mask.mode!r} is not a single-channel 8-bit index image (mode L)")
+
+
+def open_image(path: str) -> Image.Image:
+    """Open and decode an image, or raise a DataError naming the file."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise DataError(f"{path}: cannot read the image ({error})") from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,20 +19,22 @@ from PIL import Image
 
 from refinenet_tf.data.class_table import (
     CITYSCAPES_LABEL_IDS_OF_TRAIN_IDS,
+    VOC_VOID_INDEX,
     ClassTable,
     Colour,
     cityscapes_table,
 )
+from refinenet_tf.data.images import open_image
 from refinenet_tf.defaults import IGNORE_LABEL
 from refinenet_tf.errors import ConfigError, DataError, parameter
 from refinenet_tf.palette import colourise, voc_palette
+from refinenet_tf.progress import Progress
 
 MASK_FORMATS = ("rgb", "palette", "cityscapes")
 UNKNOWN_POLICIES = ("error", "ignore")
-VOC_VOID_INDEX = 255  # the border index of VOC's palette masks
 MAX_COLOURS_IN_MESSAGE = 20
 
-log = logging.getLogger(__name__)
+_LOG = logging.getLogger(__name__)
 
 
 # --- array conversions -------------------------------------------------------------------------------
@@ -100,18 +101,6 @@ def save_palette_mask(path: str, index: np.ndarray) -> None:
     image = Image.fromarray(np.asarray(index, dtype=np.uint8), mode="L").convert("P")
     image.putpalette(voc_palette(256).tobytes())
     _save_png(path, image)
-
-
-def open_image(path: str) -> Image.Image:
-    """Open and decode an image, or raise a DataError naming the file."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise DataError(f"{path}: cannot read the image ({error})") from None
 
 
 @dataclass(frozen=True)
@@ -208,7 +197,7 @@ def convert_mask_files(
         if os.path.realpath(destination) in sources:
             raise ConfigError(f"{destination}: refusing to overwrite an input mask (choose another output folder)")
     result = ConversionResult()
-    bar = Progress(len(jobs), "converting masks", progress)
+    bar = Progress(len(jobs), "converting masks", unit="files", stream=progress, silent=progress is None)
 
     def convert_one(job: tuple[str, str]) -> tuple[str, str, dict[Colour, int]]:
         source, destination = job
@@ -222,42 +211,14 @@ def convert_mask_files(
             result.unknown.add(source, unknown)
             if not (unknown and converter.unknown == "error"):
                 result.written.append(destination)
-            bar.advance()
+            bar.update()
     bar.close()
     if result.unknown:
         if converter.unknown == "error":
             raise DataError(result.unknown.message())
-        log.warning("mapped to the ignore label %d: %s", converter.ignore_label, result.unknown.message())
+        _LOG.warning("mapped to the ignore label %d: %s", converter.ignore_label, result.unknown.message())
     return result
 
-
-class Progress:
-    """A one-line text progress bar: ``label 12/100 (35.1 files/s)``; silent when ``stream`` is None."""
-
-    def __init__(self, total: int, label: str, stream: TextIO | None, min_interval: float = 0.25) -> None:
-        self.total, self.label, self.stream = total, label, stream
-        self.done = 0
-        self.started = self.last_shown = time.monotonic()
-        self.min_interval = min_interval if stream is not None and stream.isatty() else 2.0
-
-    def advance(self, count: int = 1) -> None:
-        self.done += count
-        if time.monotonic() - self.last_shown >= self.min_interval:
-            self._show("\r")
-
-    def close(self) -> None:
-        self._show("\r")
-        if self.stream is not None:
-            self.stream.write("\n")
-            self.stream.flush()
-
-    def _show(self, prefix: str) -> None:
-        if self.stream is None:
-            return
-        self.last_shown = time.monotonic()
-        rate = self.done / max(self.last_shown - self.started, 1e-6)
-        self.stream.write(f"{prefix}{self.label} {self.done}/{self.total} ({rate:.1f} files/s)")
-        self.stream.flush()
 
 
 # --- helpers -------------------------------------------------------------------------------------------

@@ -1,1 +1,2 @@
-"""Evaluation: confusion-matrix metrics, dense CRF, multi-scale prediction, reports."""
+"""Evaluation: confusion-matrix metrics, the data-set evaluator, results files and reports (prediction itself is
+:mod:`refinenet_tf.predict`)."""

@@ -1,10 +1,10 @@
 """Evaluate a checkpoint on a labeled list at full resolution: one dataset-level confusion matrix.
 
 Images come from :func:`refinenet_tf.data.reader.eval_dataset` straight into the prediction graph
-of :mod:`refinenet_tf.evaluate.predict`. Only pixels with ``0 <= label < num_classes`` count. With
-a CRF the softmax probabilities are refined by :class:`~refinenet_tf.evaluate.crf.CRFPool` and a
+of :mod:`refinenet_tf.predict.predictor`. Only pixels with ``0 <= label < num_classes`` count. With
+a CRF the softmax probabilities are refined by :class:`~refinenet_tf.predict.crf.CRFPool` and a
 second matrix is kept, so plain and CRF scores come from the same forward passes. With a ``tile`` the reader
-only decodes the images and the Predictor predicts them window by window (:mod:`refinenet_tf.evaluate.tiling`,
+only decodes the images and the Predictor predicts them window by window (:mod:`refinenet_tf.predict.tiling`,
 whose CRF works in bands of rows).
 
 Instance-normalised IoU (nIoU) needs instance-id masks: an *instance list* holds one mask path per
@@ -32,17 +32,18 @@ from refinenet_tf.data.reader import SkipCounter, eval_dataset, reader_errors
 from refinenet_tf.defaults import TILE_OVERLAP
 from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import ConfigError, DataError, parameter
-from refinenet_tf.evaluate.crf import CRFParams, CRFPool
 from refinenet_tf.evaluate.gallery import Gallery
 from refinenet_tf.evaluate.metrics import ConfusionMatrix, InstanceStats, Scores
-from refinenet_tf.evaluate.outputs import check_unique_stems, image_stem, save_prediction
-from refinenet_tf.evaluate.predict import Predictor
-from refinenet_tf.evaluate.report import Progress, results_dict
-from refinenet_tf.evaluate.segment import labels_of
-from refinenet_tf.evaluate.tiling import check_overlap, check_tile_setting
+from refinenet_tf.evaluate.report import results_dict
 from refinenet_tf.hardware import choose_precision
-from refinenet_tf.inference_graph import INPUT, build_inference_graph
-from refinenet_tf.models.prediction import SINGLE_SCALE, PredictOptions
+from refinenet_tf.predict.crf import CRFParams, CRFPool
+from refinenet_tf.predict.graph import SINGLE_SCALE, PredictOptions
+from refinenet_tf.predict.inference_graph import INPUT, build_inference_graph
+from refinenet_tf.predict.outputs import check_unique_stems, image_stem, save_prediction
+from refinenet_tf.predict.predictor import Predictor
+from refinenet_tf.predict.segment import labels_of
+from refinenet_tf.predict.tiling import check_overlap, check_tile_setting
+from refinenet_tf.progress import Progress
 from refinenet_tf.sessions import new_session
 
 v1 = tf.compat.v1

@@ -15,7 +15,7 @@ from refinenet_tf.data.images import load_pair
 from refinenet_tf.data.listfile import Sample
 from refinenet_tf.description import ModelDescription
 from refinenet_tf.evaluate.metrics import ConfusionMatrix
-from refinenet_tf.evaluate.predict import Predictor
+from refinenet_tf.predict.predictor import Predictor
 
 
 @dataclass(frozen=True)

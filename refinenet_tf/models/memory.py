@@ -8,7 +8,7 @@ import os
 import tensorflow as tf
 
 from refinenet_tf.description import ModelDescription
-from refinenet_tf.models.prediction import PredictOptions, build_predictor_graph
+from refinenet_tf.predict.graph import PredictOptions, build_predictor_graph
 
 # Ops whose outputs are weights, constants or views rather than activations of the batch.
 _NOT_ACTIVATIONS = {"Const", "VariableV2", "VarHandleOp", "ReadVariableOp", "Identity", "Placeholder",

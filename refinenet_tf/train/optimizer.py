@@ -107,4 +107,5 @@ def _reset_slots(optimizers) -> tf.Operation:
              for group_optimizer, group_variables in optimizers
              for slot_name in group_optimizer.get_slot_names()
              for variable in group_variables]
-    return tf.group(*[slot.assign(tf.zeros_like(slot)) for slot in slots if slot is not None], name="reset_momentum")
+    # every slot starts at zero: running the slots' own initializers adds no operation per slot
+    return tf.group(*[slot.initializer for slot in slots if slot is not None], name="reset_momentum")

@@ -27,6 +27,7 @@ from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import ConfigError, TrainingError, parameter
 from refinenet_tf.models.layers import DEFAULT_BATCH_NORM_DECAY
 from refinenet_tf.models.model import FUSIONS, MultiScaleLogits, build_model, multiscale_logits
+from refinenet_tf.progress import format_duration
 from refinenet_tf.sessions import session_config
 from refinenet_tf.train import distributed
 from refinenet_tf.train.class_weights import check_choice as check_class_weights
@@ -331,7 +332,7 @@ class Trainer:
             report = checkpoints.restore(session, self._resume_from, self._first_copies(parts.saver_variables))
         elif restore_from:
             report = checkpoints.initialise_from(session, restore_from, self._first_copies(parts.model_variables),
-                                                 skip_classifier=config.not_restore_last)
+                                                 not_restore_last=config.not_restore_last)
         elif config.train_batch_norm:
             _LOG.warning("no checkpoint to start from: every weight starts from random initialisation")
         else:
@@ -409,8 +410,7 @@ class _Progress:
         now = time.monotonic()
         seconds_per_step = (now - self._last_time) / max(step - self._last_step, 1)
         self._last_step, self._last_time = step, now
-        remaining = int(seconds_per_step * (self._num_steps - step))
-        eta = f"{remaining // 3600}:{remaining // 60 % 60:02d}:{remaining % 60:02d}"
+        eta = format_duration(seconds_per_step * (self._num_steps - step))
         speed = self._images_per_step / seconds_per_step if seconds_per_step > 0 else float("inf")
         return (f"step {step}/{self._num_steps}  loss {loss:.4f}  lr {learning_rate:.3g}  "
                 f"{speed:.1f} images/s  ETA {eta}")

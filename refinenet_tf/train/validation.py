@@ -1,6 +1,6 @@
 """Validation during training: the current weights scored on a held-out list, in the training process.
 
-The single-scale prediction graph of :mod:`refinenet_tf.models.prediction` (preprocessing, the model, logits
+The single-scale prediction graph of :mod:`refinenet_tf.predict.graph` (preprocessing, the model, logits
 resized to the image, argmax) is built inside the training graph on the trainer's own variables
 (``reuse=True``; batch norm uses its moving statistics, dropout is off) and fed by
 :func:`refinenet_tf.data.reader.eval_dataset`. Mean and per-class IoU go to TensorBoard (``val/mean_iou``,
@@ -36,7 +36,7 @@ from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import ConfigError, DataError, parameter
 from refinenet_tf.evaluate.metrics import ConfusionMatrix, Scores
 from refinenet_tf.files import write_text_atomically
-from refinenet_tf.models.prediction import SINGLE_SCALE, build_predictor_graph
+from refinenet_tf.predict.graph import SINGLE_SCALE, build_predictor_graph
 
 v1 = tf.compat.v1
 _LOG = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from refinenet_tf.weights.source import SourceWeights, describe_names
 from refinenet_tf.weights.torch_state_dict import map_state_dict, read_state_dict, torchvision_depth
 
 v1 = tf.compat.v1
-log = logging.getLogger(__name__)
+_LOG = logging.getLogger(__name__)
 
 NAMED_PER_KIND = 3  # missing, unexpected and mis-shaped names shown in an error, each
 
@@ -172,27 +172,27 @@ def check_source_fits(source: str, arch: str) -> tuple[WeightSource, ArchSpec]:
 
 
 def convert_weights(src: str, source: str, arch: str, num_classes: int, output_dir: str,
-                    drop_classifier: bool = False, class_names: list[str] | None = None,
+                    not_restore_last: bool = False, class_names: list[str] | None = None,
                     random_seed: int = RANDOM_SEED) -> str:
     """Convert ``src`` into ``output_dir/model.ckpt-0`` + ``model.json``; returns the checkpoint path.
 
     Backbone-only sources (deeplab, keras, torchvision) fill the backbone; the decoder is freshly initialised
-    (seeded by ``random_seed``). ``drop_classifier`` leaves the file's classifier out (for another class count).
+    (seeded by ``random_seed``). ``not_restore_last`` leaves the file's classifier out (for another class count).
     """
     weight_source, spec = check_source_fits(source, arch)
     if os.path.isdir(output_dir) and tf.train.latest_checkpoint(output_dir):
         raise ConfigError(f"{parameter('output_dir')} {output_dir} already holds a checkpoint; choose a new directory")
     description = weight_source.description(arch, num_classes, class_names)
     weights = weight_source.read(src, spec)
-    log.info("%s: read %d tensors", src, len(weights.arrays))
+    _LOG.info("%s: read %d tensors", src, len(weights.arrays))
     for note in weights.notes:
-        log.info("%s: %s", src, note)
-    if drop_classifier:
+        _LOG.info("%s: %s", src, note)
+    if not_restore_last:
         dropped = [name for name in weights.arrays if is_classifier_variable(name)]
         for name in dropped:
             del weights.arrays[name]
         if dropped:
-            log.info("%s: left out the classifier (%s); it is freshly initialised", src, ", ".join(dropped))
+            _LOG.info("%s: left out the classifier (%s); it is freshly initialised", src, ", ".join(dropped))
 
     with tf.Graph().as_default():
         v1.set_random_seed(random_seed)
@@ -201,7 +201,7 @@ def convert_weights(src: str, source: str, arch: str, num_classes: int, output_d
         variables = v1.global_variables()
         targets = [v for v in variables
                    if (weight_source.decoder or is_backbone_variable(variable_name(v)))
-                   and not (drop_classifier and is_classifier_variable(variable_name(v)))]
+                   and not (not_restore_last and is_classifier_variable(variable_name(v)))]
         report = match_arrays(weights.arrays, targets)
         report.unexpected += weights.unmapped
         if not report.ok:
@@ -212,8 +212,8 @@ def convert_weights(src: str, source: str, arch: str, num_classes: int, output_d
             session.run(v1.variables_initializer(fresh))
             path = save_snapshot(SnapshotWriter.of(variables), session, output_dir, 0, description)
     if not weight_source.decoder:
-        log.info("%s holds a backbone only: the %s decoder is freshly initialised", src, arch)
-    log.info("wrote %s (%d of %d variables from %s) and its model.json", path, len(report.assigned), len(variables),
+        _LOG.info("%s holds a backbone only: the %s decoder is freshly initialised", src, arch)
+    _LOG.info("wrote %s (%d of %d variables from %s) and its model.json", path, len(report.assigned), len(variables),
              src)
     return path
 
@@ -225,7 +225,7 @@ def _mismatch_message(weights: SourceWeights, report: LoadReport, description: M
     if classifier_only:
         file_classes = report.mis_shaped[0][1][-1]
         return (f"{weights.path}: its classifier (clf_conv) has {file_classes} classes but {parameter('num_classes')} is "
-                f"{num_classes}: use {parameter('num_classes')} {file_classes}, or pass {parameter('drop_classifier')} to convert "
+                f"{num_classes}: use {parameter('num_classes')} {file_classes}, or pass {parameter('not_restore_last')} to convert "
                 f"everything but the classifier (which then starts fresh)")
     held = describe_names(weights.arrays)
     needed = describe_names(variable_name(v) for v in targets)

@@ -12,7 +12,7 @@ from PIL import Image
 from refinenet_tf import RefineNet
 from refinenet_tf.data.synthetic import SYNTHETIC_CLASSES, make_synthetic_dataset
 from refinenet_tf.errors import ConfigError, DataError
-from refinenet_tf.evaluate.predict import Predictor
+from refinenet_tf.predict.predictor import Predictor
 from tests.support.toy_data import write_dataset
 
 pytestmark = pytest.mark.slow  # the API trains, evaluates and exports
@@ -133,7 +133,7 @@ def test_bad_call_arguments_are_refused(trained, tmp_path):
         shapes.eval(dataset=trained["dataset"].root, split="holdout")
     with pytest.raises(DataError, match="dataset not found"):
         shapes.eval(dataset=str(tmp_path / "missing"))
-    with pytest.raises(DataError, match="uint8 HxWx3"):
+    with pytest.raises(DataError, match=r"uint8 RGB image of shape \(H, W, 3\) or a PIL image"):
         shapes.deploy(image=np.zeros((4, 4), np.float32))
     with pytest.raises(ConfigError, match=r"deploy\(\) needs trained weights: no model= was given"):
         RefineNet(**MOBILE).deploy(image=np.zeros((8, 8, 3), np.uint8))

@@ -42,7 +42,7 @@ def test_rgb_round_trip_with_class_dict_through_the_script(tmp_path):
     completed = run_script("convert_masks.py", tmp_path / "labels", "--format", "rgb", "--class-dict",
                            tmp_path / "class_dict.csv", "--output-dir", tmp_path / "out", "--workers", "2")
     assert completed.returncode == 0, completed.stderr
-    assert "converting masks 3/3" in completed.stderr
+    assert "converting masks  3/3  " in completed.stderr and "\r" not in completed.stderr
     for i, mask in enumerate(masks):
         converted = Image.open(tmp_path / "out" / ("sub" if i == 2 else "") / f"m{i}.png")
         assert converted.mode == "L"

@@ -23,8 +23,8 @@ def test_a_library_error_names_the_parameter_and_the_command_line_the_flag():
         assert error_line(error) == "error: --batch-size must be at least 1, got 0"
     else:
         raise AssertionError("batch_size=0 was accepted")
-    odd = ConfigError(f"{parameter('train_batch_norm')} with {parameter('checkpoint')} {parameter('drop_classifier')}")
-    assert str(odd) == "train_batch_norm with checkpoint drop_classifier"
+    odd = ConfigError(f"{parameter('train_batch_norm')} with {parameter('checkpoint')} {parameter('not_restore_last')}")
+    assert str(odd) == "train_batch_norm with checkpoint not_restore_last"
     assert error_line(odd) == "error: --is-training with --restore-from --not-restore-last"
 
 

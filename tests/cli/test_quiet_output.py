@@ -1,9 +1,11 @@
-"""Commands and the API print only their own lines on stderr: TensorFlow's start-up log is filtered.
+"""Commands, and the API after ``refinenet_tf.quiet()``, print only their own lines on stderr: TensorFlow's
+start-up log is filtered. Importing the library alone changes nothing in the process.
 
 The subprocesses run without TF_CPP_MIN_LOG_LEVEL (conftest sets it for this process), with
 TF_ENABLE_ONEDNN_OPTS=1 and =0, and without CUDA_VISIBLE_DEVICES.
 """
 
+import json
 import logging
 import os
 import re
@@ -27,6 +29,9 @@ TF_LINE = re.compile(r"[IWEF]\d{4} \d\d:\d\d:|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d
 FAKE_TF_LINE = "I0000 00:00:1795870313.071329    4242 fake_source.cc:7] a made-up TensorFlow log line"
 API_SCRIPT = f"""
 import os, sys
+import refinenet_tf
+
+refinenet_tf.quiet()
 from refinenet_tf import RefineNet
 print(RefineNet(model_type="lightweight", backbone="mobilenetv2", num_classes=3).description.arch)
 import tensorflow as tf
@@ -67,10 +72,55 @@ def image(module_tmp) -> str:
     return str(path)
 
 
+# what a process is before and after importing the library, its API and TensorFlow
+IMPORT_SCRIPT = """
+import glob, json, os, sys
+
+def state():
+    children = set()
+    for path in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
+        with open(path) as file:
+            children.update(file.read().split())
+    stderr = os.fstat(2)
+    return {"stderr": [stderr.st_dev, stderr.st_ino], "children": sorted(children),
+            "finders": [name(finder if isinstance(finder, type) else type(finder)) for finder in sys.meta_path]}
+
+def name(kind):
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+before = state()
+import refinenet_tf
+imported = state()
+from refinenet_tf import RefineNet
+import tensorflow
+print(json.dumps({"before": before, "imported": imported, "with_tensorflow": state()}))
+"""
+
+
 @pytest.fixture(scope="module")
-def raw_tensorflow_sources() -> set[str]:
-    """What plain ``import tensorflow`` logs on this machine (maybe nothing, elsewhere)."""
-    return _sources(_run("-c", "import tensorflow").stderr)
+def plain_import() -> subprocess.CompletedProcess:
+    """A fresh process that imports the library, its API and TensorFlow, reporting its state at each stage."""
+    return _run("-c", IMPORT_SCRIPT)
+
+
+@pytest.fixture(scope="module")
+def raw_tensorflow_sources(plain_import) -> set[str]:
+    """What importing TensorFlow logs on this machine (maybe nothing, elsewhere): the library leaves it alone."""
+    return _sources(plain_import.stderr)
+
+
+@pytest.mark.slow  # a fresh process
+def test_importing_the_library_leaves_the_process_as_it_was(plain_import):
+    assert plain_import.returncode == 0, plain_import.stderr
+    stages = json.loads(plain_import.stdout)
+    before, imported, with_tensorflow = stages["before"], stages["imported"], stages["with_tensorflow"]
+    assert imported == before
+    assert with_tensorflow["stderr"] == before["stderr"]
+    assert with_tensorflow["children"] == before["children"] == []
+    added = [finder for finder in with_tensorflow["finders"] if finder not in before["finders"]]
+    # TensorFlow's own imports add finders (absl's, six's here); none is the library's
+    assert not [finder for finder in added if finder.startswith("refinenet_tf")], added
+    assert set(before["finders"]) <= set(with_tensorflow["finders"])
 
 
 def _infer_command(entry: str, image: str) -> list[str]:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from refinenet_tf.cli import evaluate, infer
 from refinenet_tf.cli.common import run
-from refinenet_tf.evaluate.crf import CRFParams
+from refinenet_tf.predict.crf import CRFParams
 from tests.support.model_factory import CLASS_NAMES, NUM_CLASSES, write_dataset
 
 

@@ -129,7 +129,7 @@ def test_unknown_ignore_writes_every_file(tmp_path):
     assert result.unknown.entries() == [((1, 2, 3), 6, jobs[1][0], 1)]
     converted = read(jobs[1][1])
     assert (converted.reshape(-1)[:6] == 255).all()
-    assert "converting masks 2/2" in stream.getvalue()
+    assert "converting masks  2/2  " in stream.getvalue() and "\r" not in stream.getvalue()
 
 
 def test_refuses_to_overwrite_a_source(tmp_path):

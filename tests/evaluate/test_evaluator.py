@@ -11,11 +11,11 @@ from PIL import Image
 
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.errors import DataError
-from refinenet_tf.evaluate.crf import CRFParams
 from refinenet_tf.evaluate.evaluator import evaluate, read_instance_list
 from refinenet_tf.evaluate.metrics import ConfusionMatrix, InstanceStats
-from refinenet_tf.evaluate.predict import PredictOptions, Predictor, description_for_checkpoint
 from refinenet_tf.palette import colourise
+from refinenet_tf.predict.crf import CRFParams
+from refinenet_tf.predict.predictor import PredictOptions, Predictor, description_for_checkpoint
 from tests.support.model_factory import CONSTANT_LOGITS, NUM_CLASSES, write_dataset
 
 THING_CLASSES = (1, 2)

@@ -18,13 +18,13 @@ from refinenet_tf.cli import evaluate as evaluate_command
 from refinenet_tf.cli.common import run
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.errors import ConfigError
-from refinenet_tf.evaluate.crf import CRFParams
 from refinenet_tf.evaluate.evaluator import evaluate, evaluation_results
 from refinenet_tf.evaluate.gallery import ERROR_COLOURS
 from refinenet_tf.evaluate.html_report import MARKER, PICTURES, check_report, write_report
-from refinenet_tf.evaluate.predict import description_for_checkpoint
-from refinenet_tf.models.prediction import SINGLE_SCALE
 from refinenet_tf.palette import colourise
+from refinenet_tf.predict.crf import CRFParams
+from refinenet_tf.predict.graph import SINGLE_SCALE
+from refinenet_tf.predict.predictor import description_for_checkpoint
 from tests.support.model_factory import NUM_CLASSES, write_dataset
 
 IMAGES = 7

@@ -1,6 +1,5 @@
 """Text tables, JSON results and the progress line."""
 
-import io
 import json
 import os
 
@@ -10,7 +9,6 @@ import pytest
 from refinenet_tf.errors import ConfigError
 from refinenet_tf.evaluate.metrics import ConfusionMatrix, InstanceStats
 from refinenet_tf.evaluate.report import (
-    Progress,
     format_comparison,
     format_results,
     results_dict,
@@ -94,37 +92,3 @@ def test_results_json_unwritable_path(tmp_path):
     blocker.write_text("x")
     with pytest.raises(ConfigError, match="file.txt"):
         write_results_json(str(blocker / "results.json"), {"mean_iou": 0.5})
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
-
-def test_progress_line_rate_eta_and_throttling():
-    clock, stream = FakeClock(), io.StringIO()
-    progress = Progress(120, "evaluate", stream=stream, min_interval=1.0, clock=clock)
-    clock.now += 10.0
-    progress.update(30)  # 3.0 img/s, 90 left -> 30 s
-    clock.now += 0.5
-    progress.update(1)  # too soon: not shown
-    clock.now += 0.5
-    progress.update(1)
-    progress.close()
-    progress.close()
-    lines = stream.getvalue().splitlines()
-    assert lines[0] == "evaluate  30/120  3.0 img/s  ETA 0:00:30"
-    assert lines[1].startswith("evaluate  32/120  2.9 img/s  ETA 0:00:3")
-    assert lines[2] == "evaluate  32/120  2.9 img/s  done in 0:00:11"
-    assert len(lines) == 3
-
-
-def test_progress_with_unknown_total():
-    clock, stream = FakeClock(), io.StringIO()
-    with Progress(None, "predict", unit="batch", stream=stream, min_interval=0.0, clock=clock) as progress:
-        clock.now += 2.0
-        progress.update(5)
-    assert stream.getvalue().splitlines() == ["predict  5  2.5 batch/s", "predict  5  2.5 batch/s  done in 0:00:02"]

@@ -11,8 +11,8 @@ import pytest
 
 from refinenet_tf.cli import main as cli
 from refinenet_tf.errors import ConfigError
-from refinenet_tf.evaluate.predict import Predictor
 from refinenet_tf.export import export_model
+from refinenet_tf.predict.predictor import Predictor
 
 pytestmark = pytest.mark.slow  # exports checked by their own runtimes
 

@@ -120,7 +120,7 @@ def test_21_class_checkpoint_into_3_class_model_needs_not_restore_last(tmp_path)
             message = str(error.value)
             assert "clf_conv/" in message and "the checkpoint has 21 classes, the model 3" in message
             assert "use not_restore_last to train a new classifier" in message
-            report = checkpoints.initialise_from(session, prefix, variables, skip_classifier=True)
+            report = checkpoints.initialise_from(session, prefix, variables, not_restore_last=True)
             restored = dict(zip([v.op.name for v in variables], session.run(variables), strict=True))
     assert set(report.fresh) == {"clf_conv/weights", "clf_conv/biases"}
     assert len(report.restored) == len(variables) - 2

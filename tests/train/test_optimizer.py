@@ -40,6 +40,32 @@ def test_first_update_is_rate_times_multiplier_times_gradient():
     np.testing.assert_allclose(values[2], [0.5 - 0.2 * 1.0], rtol=1e-6)
     assert values[3] == 1
 
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_reset_momentum_zeroes_every_slot_and_keeps_the_weights(optimizer):
+    """What a new stage of a staged schedule runs: the optimizer's slots back to zero, its weights kept."""
+    graph = tf.Graph()
+    with graph.as_default():
+        backbone = v1.get_variable("conv1/weights", initializer=np.array([1.0, 2.0], np.float32))
+        decoder = v1.get_variable("clf_conv/weights", initializer=np.array([3.0], np.float32))
+        loss = tf.reduce_sum(backbone**2) + tf.reduce_sum(decoder * 2.0)
+        step = v1.train.get_or_create_global_step()
+        ops = build_train_ops(loss, [backbone, decoder], tf.constant(0.01), 0.9, step, decoder_lr_mult=10,
+                              optimizer=optimizer)
+        slots = [variable for variable in v1.global_variables()
+                 if variable.name.split(":")[0].rsplit("/", 1)[-1] in ("Momentum", "Adam", "Adam_1")]
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            session.run(ops.apply)
+            assert all(np.any(value != 0) for value in session.run(slots))
+            weights = session.run([backbone, decoder])
+            session.run(ops.reset_momentum)
+            assert all(np.all(value == 0) for value in session.run(slots))
+            for value, before in zip(session.run([backbone, decoder]), weights, strict=True):
+                np.testing.assert_array_equal(value, before)
+    assert len(slots) == (2 if optimizer == "momentum" else 4)
+
+
 @pytest.mark.slow  # several training steps
 def test_accumulating_batches_of_one_equals_one_batch_of_n():
     """Frozen batch norm, no dropout: 3 accumulated batches of 1 make the same update as a batch of 3."""

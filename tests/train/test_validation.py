@@ -22,7 +22,7 @@ from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.description import default_description, load_description
 from refinenet_tf.errors import ConfigError
 from refinenet_tf.evaluate.metrics import ConfusionMatrix
-from refinenet_tf.models.prediction import build_predictor_graph
+from refinenet_tf.predict.graph import build_predictor_graph
 from refinenet_tf.train.trainer import TrainConfig, Trainer
 from refinenet_tf.train.validation import BEST_FOLDER, BEST_RECORD
 from tests.support.toy_data import NUM_CLASSES, write_dataset

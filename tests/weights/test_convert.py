@@ -47,7 +47,7 @@ def test_lw_resnet_round_trips_exactly_with_data_parallel_prefix_and_classifier_
                                                                                       zip_format):
     arrays, _ = lw_resnet50
     src = save_with_torch(torch_state_dict(arrays, 50, prefix="module."), tmp_path / "dp.pth", zip_format)
-    convert_weights(src, "lw-refinenet", "lw-refinenet-resnet50", 3, str(tmp_path / "out"), drop_classifier=True)
+    convert_weights(src, "lw-refinenet", "lw-refinenet-resnet50", 3, str(tmp_path / "out"), not_restore_last=True)
     written = checkpoint_arrays(str(tmp_path / "out"))
     assert sorted(written) == sorted(arrays)
     for name, array in arrays.items():
@@ -93,7 +93,7 @@ def test_wrong_depth_is_reported_as_such(lw_resnet50_file, tmp_path):
 @pytest.mark.slow  # builds a model
 def test_wrong_class_count_suggests_the_fixes(lw_resnet50_file, tmp_path):
     with pytest.raises(WeightsError, match="has 21 classes but num_classes is 3: use num_classes 21, "
-                                           "or pass drop_classifier"):
+                                           "or pass not_restore_last"):
         convert_weights(lw_resnet50_file, "lw-refinenet", "lw-refinenet-resnet50", 3, str(tmp_path / "bad"))
 
 

@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from refinenet_tf import checkpoints as checkpoint_files
 from refinenet_tf.errors import CheckpointError, ConfigError, DataError, DescriptionError
-from refinenet_tf.evaluate.predict import Prediction, Predictor, description_for_checkpoint
-from refinenet_tf.models.prediction import PredictOptions, build_predictor_graph
+from refinenet_tf.predict.graph import PredictOptions, build_predictor_graph
+from refinenet_tf.predict.predictor import Prediction, Predictor, description_for_checkpoint
 from tests.support.model_factory import CONSTANT_LOGITS, NUM_CLASSES
 
 HEIGHT, WIDTH = 37, 45  # not multiples of 4: the logits are ceil(H/4) x ceil(W/4)

@@ -10,13 +10,13 @@ import tensorflow as tf
 
 from refinenet_tf.description import default_description
 from refinenet_tf.errors import CheckpointError, ConfigError, DataError
-from refinenet_tf.inference_graph import (
+from refinenet_tf.predict.graph import PredictOptions, build_predictor_graph
+from refinenet_tf.predict.inference_graph import (
     CONVOLUTIONS_ONLY,
     GraphPredictor,
     InferenceGraph,
     build_inference_graph,
 )
-from refinenet_tf.models.prediction import PredictOptions, build_predictor_graph
 from tests.support.scripts import run_script
 
 v1 = tf.compat.v1

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from refinenet_tf.errors import ConfigError, parameter
-from refinenet_tf.evaluate.crf import CRFParams, CRFPool
+from refinenet_tf.predict.crf import CRFParams, CRFPool
 
 AUTO = "auto"  # tile only images too large for memory
 OUTPUT_STRIDE = 4  # the logits' stride: windows start on its grid

@@ -1,6 +1,6 @@
 """The prediction graph every user-facing path runs: batch norm folded, optional bfloat16, weights kept once.
 
-``build_inference_graph`` builds the prediction graph of :mod:`refinenet_tf.models.prediction` (uint8 RGB
+``build_inference_graph`` builds the prediction graph of :mod:`refinenet_tf.predict.graph` (uint8 RGB
 ``image`` of any size, preprocessing inside, scales, fusion and mirroring as asked) with a placeholder
 standing in for every weight, checks the checkpoint against them, and folds every inference batch norm
 that follows a convolution into it:
@@ -10,7 +10,7 @@ that follows a convolution into it:
 The input takes a batch of same-size images ``[N,H,W,3]``. Outputs of the first image: ``labels`` [H,W] int32
 (argmax after bilinear resize to the image size), ``probabilities`` [H,W,C] and ``logits`` at output stride 4;
 of every image: ``batch_labels``, ``batch_probabilities``, ``batch_logits`` and ``fused_logits`` (stride 4,
-fused over scales and mirroring, see :mod:`refinenet_tf.models.prediction`). ``precision='bfloat16'`` computes the network in bfloat16: the
+fused over scales and mirroring, see :mod:`refinenet_tf.predict.graph`). ``precision='bfloat16'`` computes the network in bfloat16: the
 convolutions, their bias adds, activations, sums, pads and pools take and give bfloat16, so activations
 stay bfloat16 from one convolution to the next, with casts only where float32 work begins (bilinear
 upsampling, the logits' resize, softmax and argmax stay float32); those weights are stored in bfloat16.
@@ -34,7 +34,7 @@ import tensorflow as tf
 from refinenet_tf import checkpoints
 from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import ConfigError, DataError, parameter
-from refinenet_tf.models.prediction import SINGLE_SCALE, PredictOptions, build_predictor_graph
+from refinenet_tf.predict.graph import SINGLE_SCALE, PredictOptions, build_predictor_graph
 from refinenet_tf.sessions import new_session
 
 v1 = tf.compat.v1
@@ -298,6 +298,17 @@ def _prune(graph_def: v1.GraphDef, outputs: tuple[str, ...]) -> None:
             del graph_def.node[index]
 
 
+def checked_rgb(images, batch: bool = False, also: str = "") -> np.ndarray:
+    """``images`` as a uint8 RGB array: one image (H, W, 3), or with ``batch`` at least one (N, H, W, 3); else a
+    DataError saying what was expected (``also`` names other accepted forms) and what came."""
+    array = np.asarray(images)
+    fits = array.dtype == np.uint8 and array.ndim == (4 if batch else 3) and array.shape[-1] == 3
+    if not fits or (batch and not array.shape[0]):
+        expected = "uint8 RGB images of shape (N, H, W, 3)" if batch else "a uint8 RGB image of shape (H, W, 3)"
+        raise DataError(f"expected {expected}{also}, got {array.dtype} {array.shape}")
+    return array
+
+
 class GraphPredictor:
     """Runs an :class:`InferenceGraph` (weights loaded once into variables) or a frozen GraphDef (constants,
     e.g. an export) in its own graph and session.
@@ -326,16 +337,11 @@ class GraphPredictor:
 
     def predict(self, image_rgb: np.ndarray, outputs: tuple[str, ...] = OUTPUTS[:3]) -> dict[str, np.ndarray]:
         """Run one uint8 RGB image (H, W, 3) and return the requested outputs by name."""
-        image = np.asarray(image_rgb)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise DataError(f"expected a uint8 RGB image of shape (H, W, 3), got {image.dtype} {image.shape}")
-        return self.run_batch(image[None], outputs)
+        return self.run_batch(checked_rgb(image_rgb)[None], outputs)
 
     def run_batch(self, images_rgb: np.ndarray, outputs: tuple[str, ...] = OUTPUTS[3:]) -> dict[str, np.ndarray]:
         """Run uint8 RGB images of one size (N, H, W, 3) together and return the requested outputs by name."""
-        images = np.asarray(images_rgb)
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or not images.shape[0]:
-            raise DataError(f"expected uint8 RGB images of shape (N, H, W, 3), got {images.dtype} {images.shape}")
+        images = checked_rgb(images_rgb, batch=True)
         unknown = sorted(set(outputs) - set(self.outputs))
         if unknown:
             raise ConfigError(f"unknown outputs {unknown}; choose from: {', '.join(OUTPUTS)}")

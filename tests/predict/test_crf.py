@@ -8,8 +8,8 @@ import pytest
 
 from refinenet_tf.cli import flags
 from refinenet_tf.errors import ConfigError, DataError
-from refinenet_tf.evaluate.crf import CRFParams, CRFPool, dense_crf
 from refinenet_tf.evaluate.metrics import ConfusionMatrix
+from refinenet_tf.predict.crf import CRFParams, CRFPool, dense_crf
 
 COLOURS = np.array([[40, 70, 190], [220, 50, 40], [50, 200, 70]], dtype=np.uint8)
 

@@ -1,8 +1,8 @@
 """Prediction with a checkpoint: its model description, and the Predictor every command and the API use.
 
-The :class:`Predictor` runs the batch-norm-folded graph of :mod:`refinenet_tf.inference_graph` (in float32
+The :class:`Predictor` runs the batch-norm-folded graph of :mod:`refinenet_tf.predict.inference_graph` (in float32
 or bfloat16), with multi-scale fusion and mirroring inside the graph and one copy of the (folded) weights:
-one image, a batch of same-size images, or a large image window by window (:mod:`refinenet_tf.evaluate.tiling`).
+one image, a batch of same-size images, or a large image window by window (:mod:`refinenet_tf.predict.tiling`).
 The dense CRF works on its outputs.
 """
 
@@ -17,8 +17,12 @@ import numpy as np
 
 from refinenet_tf.defaults import AUTO_TILE_MEMORY_FRACTION, DEFAULT_ARCH, NUM_CLASSES, TILE_OVERLAP
 from refinenet_tf.description import ModelDescription, default_description, has_description, load_description
-from refinenet_tf.errors import ConfigError, DataError, DescriptionError, parameter
-from refinenet_tf.evaluate.tiling import (
+from refinenet_tf.errors import ConfigError, DescriptionError, parameter
+from refinenet_tf.hardware import choose_precision
+from refinenet_tf.models.memory import physical_memory_bytes, prediction_bytes_per_pixel
+from refinenet_tf.predict.graph import SINGLE_SCALE, PredictOptions
+from refinenet_tf.predict.inference_graph import GraphPredictor, build_inference_graph, checked_rgb
+from refinenet_tf.predict.tiling import (
     AUTO,
     LogitMap,
     auto_tile,
@@ -26,10 +30,6 @@ from refinenet_tf.evaluate.tiling import (
     plan_tiles,
     tiled_logits,
 )
-from refinenet_tf.hardware import choose_precision
-from refinenet_tf.inference_graph import GraphPredictor, build_inference_graph
-from refinenet_tf.models.memory import physical_memory_bytes, prediction_bytes_per_pixel
-from refinenet_tf.models.prediction import SINGLE_SCALE, PredictOptions
 
 _LOG = logging.getLogger(__name__)
 _OUTPUT_OF_FIELD = {"labels": "batch_labels", "probabilities": "batch_probabilities", "logits_os": "batch_logits",
@@ -80,8 +80,9 @@ def description_for_checkpoint(checkpoint: str, arch: str | None = None, num_cla
     return description.replace(**changes) if changes else description
 
 
-class Predictor(GraphPredictor):
-    """A checkpoint ready to segment images, in its own graph and session; several can coexist.
+class Predictor:
+    """A checkpoint ready to segment images, in its own graph and session (a :class:`GraphPredictor`, which it
+    holds as ``graph_predictor``); several can coexist.
 
     ``precision`` is float32 (the default: published numbers reproduce exactly), bfloat16, or auto
     (bfloat16 where the hardware computes it, see :func:`refinenet_tf.hardware.choose_precision`).
@@ -99,23 +100,29 @@ class Predictor(GraphPredictor):
         _LOG.info("predicting in %s", self.precision)
         graph = build_inference_graph(self.description, checkpoint, options, self.precision.precision)
         self.checkpoint = graph.checkpoint
-        super().__init__(graph, threads, inter_op_threads=threads)
-
+        self.graph_predictor = GraphPredictor(graph, threads, inter_op_threads=threads)
         self._bytes_per_pixel: float | None = None
+
+    def close(self) -> None:
+        """Release the session (the predictor is unusable afterwards)."""
+        self.graph_predictor.close()
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def predict(self, image_rgb: np.ndarray, outputs: Sequence[str] = DEFAULT_FIELDS) -> Prediction:
         """Labels, softmax probabilities and stride-4 logits (those asked for) of one uint8 HxWx3 RGB image."""
-        image = np.asarray(image_rgb)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise DataError(f"expected a uint8 RGB image of shape (H, W, 3), got {image.dtype} {image.shape}")
-        return self.predict_batch(image[None], outputs)[0]
+        return self.predict_batch(checked_rgb(image_rgb)[None], outputs)[0]
 
     def predict_batch(self, images_rgb: np.ndarray, outputs: Sequence[str] = DEFAULT_FIELDS) -> list[Prediction]:
         """:meth:`predict` for uint8 RGB images of one size ``(N, H, W, 3)``, run through the graph together."""
         unknown = sorted(set(outputs) - set(_OUTPUT_OF_FIELD))
         if unknown:
             raise ConfigError(f"unknown outputs {unknown}; choose from: {', '.join(_OUTPUT_OF_FIELD)}")
-        results = self.run_batch(images_rgb, tuple(_OUTPUT_OF_FIELD[field] for field in outputs))
+        results = self.graph_predictor.run_batch(images_rgb, tuple(_OUTPUT_OF_FIELD[field] for field in outputs))
         arrays = [results.get(_OUTPUT_OF_FIELD[field]) if field in outputs else None for field in Prediction._fields]
         return [Prediction(*(None if array is None else array[index] for array in arrays))
                 for index in range(len(images_rgb))]
@@ -123,7 +130,7 @@ class Predictor(GraphPredictor):
     def tile_for(self, image_size: tuple[int, int], tile=None) -> tuple[int, int] | None:
         """The tile to predict an image of ``image_size`` with: ``tile`` itself, None (whole image), or for
         ``'auto'`` a tile only when the whole image's activations would exceed the memory budget (see
-        :func:`refinenet_tf.evaluate.tiling.auto_tile`)."""
+        :func:`refinenet_tf.predict.tiling.auto_tile`)."""
         tile = check_tile_setting(tile)
         if tile != AUTO:
             return tile
@@ -138,13 +145,11 @@ class Predictor(GraphPredictor):
                       batch_size: int = 1) -> LogitMap:
         """The blended stride-4 logits of overlapping ``tile`` windows of one image, ``batch_size`` windows
         through the graph at a time; read labels and probabilities from the :class:`LogitMap` in bands."""
-        image = np.asarray(image_rgb)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise DataError(f"expected a uint8 RGB image of shape (H, W, 3), got {image.dtype} {image.shape}")
+        image = checked_rgb(image_rgb)
         plan = plan_tiles(image.shape[:2], tile, overlap)
         _LOG.debug("%d windows of %dx%d", len(plan.windows), *plan.window)
 
         def fused(windows: np.ndarray) -> np.ndarray:
-            return self.run_batch(windows, ("fused_logits",))["fused_logits"]
+            return self.graph_predictor.run_batch(windows, ("fused_logits",))["fused_logits"]
 
         return tiled_logits(fused, image, plan, self.description.preprocessing.fill_value_rgb(), batch_size)

@@ -4,8 +4,8 @@ large ones.
 Images are grouped by size, groups in the order their first image comes; a batch never mixes sizes. A group
 goes through the graph ``batch_size`` images at a time, or, when it is tiled (a ``tile`` size, or ``'auto'``
 and too large for the memory budget), one image at a time with ``batch_size`` windows at a time. Each image
-gets its index mask, coloured mask and overlay (:func:`~refinenet_tf.evaluate.outputs.save_prediction`), and
-when asked its stride-4 logits and per-class probabilities (:mod:`~refinenet_tf.evaluate.probability_files`):
+gets its index mask, coloured mask and overlay (:func:`~refinenet_tf.predict.outputs.save_prediction`), and
+when asked its stride-4 logits and per-class probabilities (:mod:`~refinenet_tf.predict.probability_files`):
 the network's softmax, or with a dense CRF the CRF's marginals, so that the index mask is always the argmax of
 the probabilities written beside it. The CRF runs once per image either way.
 """
@@ -23,11 +23,11 @@ import numpy as np
 from refinenet_tf.data.images import image_size, load_image
 from refinenet_tf.defaults import TILE_OVERLAP
 from refinenet_tf.errors import ConfigError, parameter
-from refinenet_tf.evaluate.crf import CRFParams, CRFPool
-from refinenet_tf.evaluate.outputs import image_stem, logits_path, save_logits, save_prediction
-from refinenet_tf.evaluate.predict import Predictor
-from refinenet_tf.evaluate.probability_files import PROBABILITY_FORMATS, save_probabilities
-from refinenet_tf.evaluate.tiling import (
+from refinenet_tf.predict.crf import CRFParams, CRFPool
+from refinenet_tf.predict.outputs import image_stem, logits_path, save_logits, save_prediction
+from refinenet_tf.predict.predictor import Predictor
+from refinenet_tf.predict.probability_files import PROBABILITY_FORMATS, save_probabilities
+from refinenet_tf.predict.tiling import (
     LogitMap,
     argmax_into,
     check_overlap,

@@ -1,6 +1,6 @@
 """Memory of prediction, measured in processes of its own: a 6144x8192 RGB image through Light-Weight RefineNet
 ResNet-50 (21 classes) in tiles stays within 4 GiB. That the estimate behind ``tile='auto'`` bounds what a whole
-image really takes is tested with the memory-estimate benchmark (``tests/inference/test_inference_graph.py``)."""
+image really takes is tested with the memory-estimate benchmark (``tests/predict/test_inference_graph.py``)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ v1 = tf.compat.v1
 PREDICT = textwrap.dedent("""
     import sys
     import numpy as np
-    from refinenet_tf.evaluate.predict import Predictor
+    from refinenet_tf.predict.predictor import Predictor
 
     height, width = int(sys.argv[2]), int(sys.argv[3])
     image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)

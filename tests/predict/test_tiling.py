@@ -9,12 +9,12 @@ import tensorflow as tf
 from PIL import Image
 
 from refinenet_tf.errors import ConfigError
-from refinenet_tf.evaluate import tiling
-from refinenet_tf.evaluate.crf import CRFParams, CRFPool, dense_crf
-from refinenet_tf.evaluate.predict import Predictor
-from refinenet_tf.evaluate.probability_files import probability_paths, save_probabilities
-from refinenet_tf.evaluate.segment import SegmentSettings, group_by_size, segment_files
-from refinenet_tf.evaluate.tiling import (
+from refinenet_tf.predict import tiling
+from refinenet_tf.predict.crf import CRFParams, CRFPool, dense_crf
+from refinenet_tf.predict.predictor import Predictor
+from refinenet_tf.predict.probability_files import probability_paths, save_probabilities
+from refinenet_tf.predict.segment import SegmentSettings, group_by_size, segment_files
+from refinenet_tf.predict.tiling import (
     EDGE_WEIGHT,
     LogitMap,
     auto_tile,
