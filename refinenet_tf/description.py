@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -20,8 +21,11 @@ from refinenet_tf.defaults import DEFAULT_ARCH, IGNORE_LABEL, NUM_CLASSES
 from refinenet_tf.errors import DescriptionError, parameter
 from refinenet_tf.files import write_text_atomically
 from refinenet_tf.palette import voc_palette
+from refinenet_tf.version import __version__
 
 FILE_NAME = "model.json"
+WRITER_KEY = "refinenet_tf_version"  # the version of refinenet-tf that wrote a model.json
+_LOG = logging.getLogger(__name__)
 FORMAT = "refinenet-tf model description"
 FORMAT_VERSION = 1
 
@@ -141,7 +145,7 @@ class ModelDescription:
         data = dataclasses.asdict(self)
         data["preprocessing"]["mean"] = list(self.preprocessing.mean)
         data["preprocessing"]["std"] = list(self.preprocessing.std)
-        return {"format": FORMAT, "version": FORMAT_VERSION, **data}
+        return {"format": FORMAT, "version": FORMAT_VERSION, WRITER_KEY: __version__, **data}
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "model description") -> ModelDescription:
@@ -151,6 +155,7 @@ class ModelDescription:
         version = data.pop("version", FORMAT_VERSION)
         if version > FORMAT_VERSION:
             raise DescriptionError(f"{source}: description version {version} is newer than this refinenet-tf reads")
+        warn_if_newer_major(data.pop(WRITER_KEY, None), source)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -168,6 +173,19 @@ class ModelDescription:
         path = os.path.join(directory, FILE_NAME)
         write_text_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
         return path
+
+
+def warn_if_newer_major(written_by: str | None, source: str) -> None:
+    """One warning line when ``source`` was written by a refinenet-tf of a newer major version than this one."""
+    if not written_by:
+        return
+    try:
+        newer = int(str(written_by).split(".")[0]) > int(__version__.split(".")[0])
+    except ValueError:
+        return
+    if newer:
+        _LOG.warning("%s: written by refinenet-tf %s, a newer major version than this %s; it may hold what this "
+                     "version does not know (pip install -U refinenet_tf)", source, written_by, __version__)
 
 
 def default_description(arch: str = DEFAULT_ARCH, num_classes: int = NUM_CLASSES, **overrides) -> ModelDescription:

@@ -17,24 +17,43 @@ from collections.abc import Sequence
 from refinenet_tf import tf_quiet
 from refinenet_tf.cli.common import run
 
-# command name -> module under refinenet_tf.cli holding its main(argv)
+# command name -> (module under refinenet_tf.cli holding its main(argv), what it does), in the order --help lists them
 COMMANDS = {
-    "info": "info",
-    "train": "train",
-    "train-msc": "train_msc",
-    "evaluate": "evaluate",
-    "evaluate-crf": "evaluate_crf",
-    "infer": "infer",
-    "convert-masks": "convert_masks",
-    "convert-weights": "convert_weights",
-    "export": "export",
-    "demo": "demo",
+    "demo": ("demo", "train and evaluate a small model on generated scenes (no downloads)"),
+    "train": ("train", "train a model on a list file (DeepLab's train.py)"),
+    "train-msc": ("train_msc", "multi-scale training with gradient accumulation (train_msc.py)"),
+    "evaluate": ("evaluate", "score a checkpoint on a labelled list: IoU, precision, F1 (evaluate_msc.py)"),
+    "evaluate-crf": ("evaluate_crf", "the same with and without dense-CRF refinement (evaluate_msc_with_CRF.py)"),
+    "infer": ("infer", "segment images into index and coloured masks (inference.py)"),
+    "convert-masks": ("convert_masks", "masks, annotation files and data set layouts to index masks and lists"),
+    "convert-weights": ("convert_weights", "import pretrained weights (PyTorch, Keras, TensorFlow checkpoints)"),
+    "export": ("export", "export a checkpoint: SavedModel, frozen graph, TFLite or ONNX"),
+    "info": ("info", "this machine and precision choice; an architecture's parameters and multiply-adds"),
 }
+EXAMPLES = (
+    "python -m refinenet_tf demo",
+    "python -m refinenet_tf convert-masks --layout labelme annotations/ --name shots --val-fraction 0.25",
+    "python -m refinenet_tf train --arch lw-refinenet-mobilenetv2 --data-dir ./ --data-list dataset/shots/train.txt "
+    "--num-classes 3",
+    "python -m refinenet_tf infer photo.jpg snapshots/ --save-dir output/",
+)
+
+
+def overview(available: Sequence[str]) -> str:
+    """What ``python -m refinenet_tf --help`` prints: the commands ``available`` with what each does, and examples."""
+    width = max(len(name) for name in available) + 2
+    lines = ["usage: python -m refinenet_tf [--verbose] COMMAND [flags]", "",
+             "RefineNet and Light-Weight RefineNet semantic segmentation, DeepLab-ResNet-TF's workflow.", "",
+             "commands:"]
+    lines += [f"  {name:<{width}}{COMMANDS[name][1]}" for name in available]
+    lines += ["", "examples:", *(f"  {example}" for example in EXAMPLES), "",
+              "'python -m refinenet_tf COMMAND --help' lists a command's flags; --verbose shows TensorFlow's log."]
+    return "\n".join(lines)
 
 
 def command_main(name: str, entry: str = "main"):
     """The ``main(argv)`` of one command (``entry`` names another function of its module)."""
-    return getattr(importlib.import_module(f"refinenet_tf.cli.{COMMANDS[name]}"), entry)
+    return getattr(importlib.import_module(f"refinenet_tf.cli.{COMMANDS[name][0]}"), entry)
 
 
 def quiet_command(argv: Sequence[str]) -> None:
@@ -59,12 +78,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == [tf_quiet.VERBOSE_FLAG]:  # python -m refinenet_tf --verbose COMMAND ...
         argv = [*argv[1:2], tf_quiet.VERBOSE_FLAG, *argv[2:]]
-    available = [name for name in COMMANDS if importlib.util.find_spec(f"refinenet_tf.cli.{COMMANDS[name]}")]
-    commands = "{" + ",".join(available) + "}"
+    available = [name for name in COMMANDS if importlib.util.find_spec(f"refinenet_tf.cli.{COMMANDS[name][0]}")]
     if argv and argv[0] not in available and argv[0] not in ("-h", "--help", tf_quiet.VERBOSE_FLAG):
-        print(f"error: unknown command {argv[0]!r}; one of {commands}", file=sys.stderr)
+        print(f"error: unknown command {argv[0]!r}; one of {', '.join(available)} "
+              "(python -m refinenet_tf --help says what each does)", file=sys.stderr)
         return 2
+    if argv[:1] in (["-h"], ["--help"]):
+        print(overview(available))
+        return 0
     if not argv or argv[0] not in available:
-        print(f"usage: python -m refinenet_tf [--verbose] {commands} [flags]", file=sys.stderr)
-        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+        print(overview(available), file=sys.stderr)
+        return 2
     return launch(argv[0], argv[1:])

@@ -26,10 +26,14 @@ from refinenet_tf.data.layouts import (
     ConversionOptions,
     PreparedDataset,
     detect_layout,
+    prepare_ade20k_dataset,
     prepare_cityscapes_dataset,
     prepare_class_dict_dataset,
+    prepare_coco_dataset,
+    prepare_cvat_dataset,
     prepare_dataset,
     prepare_folder_dataset,
+    prepare_labelme_dataset,
     prepare_voc_dataset,
 )
 from refinenet_tf.data.masks import MASK_FORMATS, UNKNOWN_POLICIES, MaskConverter, convert_mask_files
@@ -47,28 +51,37 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  convert_masks.py labels/ --format rgb --class-dict class_dict.csv --output-dir labels_index\n"
             "  convert_masks.py VOC2012/SegmentationClass --format palette --output-dir VOC2012/SegmentationClassIndex\n"
+            "  convert_masks.py masks_0_255/ --format binary --output-dir masks_0_1\n"
             "  convert_masks.py --layout auto path/to/CamVid        (class_dict.csv + training/validation/...)\n"
             "  convert_masks.py --layout voc path/to/VOCdevkit --voc-masks class\n"
             "  convert_masks.py --layout cityscapes path/to/cityscapes --workers 4\n"
-            "  convert_masks.py --layout folders images/ masks/ --name mydata --val-fraction 0.1"
+            "  convert_masks.py --layout folders images/ masks/ --name mydata --val-fraction 0.1\n"
+            "  convert_masks.py --layout labelme annotations/ --name mydata --val-fraction 0.1\n"
+            "  convert_masks.py --layout coco annotations/instances_train2017.json train2017/ --name coco\n"
+            "  convert_masks.py --layout cvat path/to/cvat_export      (labelmap.txt + SegmentationClass/)\n"
+            "  convert_masks.py --layout ade20k path/to/ADEChallengeData2016"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+",
-                        help="mask files or folders; with --layout: the data set folder (folders: IMAGES MASKS)")
+                        help="mask files or folders; with --layout: the data set folder (folders: IMAGES MASKS; coco: "
+                             "ANNOTATIONS.json IMAGES)")
     parser.add_argument("--format", choices=[*MASK_FORMATS, "index"], default=None,
                         help="mask format: rgb (colour masks, needs --class-dict), palette (palette PNGs, VOC), "
-                             "cityscapes (*_labelIds.png -> 19 train ids); 'index' (already index masks) and "
+                             "cityscapes (*_labelIds.png -> 19 train ids), binary (0 = background, any other value "
+                             "= foreground: 0/255, 0/1 or 1-bit masks), ade20k (0 'other' -> ignore, 1..150 -> "
+                             "0..149); 'index' (already index masks) and "
                              "the default 'guess from the first mask' only apply to --layout folders")
     parser.add_argument("--class-dict", default=None,
                         help="class_dict.csv (header name,r,g,b or index,name,r,g,b): needed for rgb masks; with "
                              "--layout folders it is also the table for palette and index masks (default: class_0 up to "
-                             "the highest index found, in the masks' palette colours, or VOC's for index masks)")
+                             "the highest index found, in the masks' palette colours, or VOC's for index masks); with "
+                             "--layout labelme or coco the classes by name (default: background and the labels or categories found)")
     parser.add_argument("--ignore-label", type=int, default=IGNORE_LABEL,
                         help=f"label for void and ignored pixels (default {IGNORE_LABEL})")
     parser.add_argument("--unknown", choices=UNKNOWN_POLICIES, default="error",
-                        help="colours missing from the class table: report them and stop (error, default) "
-                             "or map them to the ignore label (ignore)")
+                        help="colours (or LabelMe labels) missing from the class table: report them and stop "
+                             "(error, default) or map them to the ignore label (ignore)")
     parser.add_argument("--output-dir", default=None,
                         help="where index masks go; required without --layout (layouts have a default new folder)")
     parser.add_argument("--workers", type=int, default=1, help="files converted in parallel (threads)")
@@ -82,9 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="VOC: SegmentationClass (class) or SegmentationClassAug (aug, adds train_aug.txt); "
                              "auto uses Aug when present")
     layout.add_argument("--val-fraction", type=float, default=0.0,
-                        help="folders layout: share of pairs held out in val.txt (default 0)")
+                        help="folders, labelme and coco layouts: share of pairs held out in val.txt (default 0)")
     layout.add_argument("--random-seed", type=int, default=RANDOM_SEED,
-                        help="folders layout: seed of the train/val split (default %(default)s)")
+                        help="folders, labelme and coco layouts: seed of the train/val split (default %(default)s)")
     flags.add_alias(layout, "--seed", "--random-seed", type=int)
     return parser
 
@@ -135,6 +148,13 @@ def plan_jobs(inputs: Sequence[str], output_dir: str, mask_format: str) -> list[
 def prepare_layout(args: argparse.Namespace, options: ConversionOptions) -> PreparedDataset:
     """Run the ``prepare_*`` function of ``--layout`` on the positional folder(s)."""
     layout = args.layout
+    if layout == "coco":
+        if len(args.inputs) != 2:
+            raise ConfigError("--layout coco takes the instances file and the images folder: ANNOTATIONS.json IMAGES")
+        annotations, images = args.inputs
+        table = read_class_table(args.class_dict) if args.class_dict else None
+        return prepare_coco_dataset(annotations, images, args.name, args.lists_dir, args.output_dir, table,
+                                    args.val_fraction, args.random_seed, options)
     if layout == "folders":
         if len(args.inputs) != 2:
             raise ConfigError("--layout folders takes two folders: IMAGES MASKS")
@@ -155,6 +175,14 @@ def prepare_layout(args: argparse.Namespace, options: ConversionOptions) -> Prep
         return prepare_class_dict_dataset(root, args.name, args.lists_dir, args.output_dir, options)
     if layout == "voc":
         return prepare_voc_dataset(root, args.name or "voc", args.lists_dir, args.voc_masks, args.output_dir, options)
+    if layout == "cvat":
+        return prepare_cvat_dataset(root, args.name, args.lists_dir, args.output_dir, options)
+    if layout == "ade20k":
+        return prepare_ade20k_dataset(root, args.name or "ade20k", args.lists_dir, args.output_dir, options)
+    if layout == "labelme":
+        table = read_class_table(args.class_dict) if args.class_dict else None
+        return prepare_labelme_dataset(root, args.name, args.lists_dir, args.output_dir, table, args.val_fraction,
+                                       args.random_seed, options)
     return prepare_cityscapes_dataset(root, args.name or "cityscapes", args.lists_dir, args.output_dir, options)
 
 

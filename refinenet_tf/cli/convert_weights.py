@@ -21,7 +21,9 @@ def parse_names(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = flags.new_parser("convert_weights.py", __doc__.splitlines()[0])
+    parser = flags.new_parser("convert_weights.py", __doc__.splitlines()[0], [
+        "convert_weights.py rf_lw50_voc.pth --source lw-refinenet --arch lw-refinenet-resnet50 --output-dir "
+        "converted/lw50"])
     parser.add_argument("src", help="weight file: .pth, .h5, or a TF checkpoint prefix/directory")
     parser.add_argument("--source", choices=list(SOURCES), required=True,
                         help="where the file comes from (fixes stride placement, padding, BN epsilon, preprocessing)")

@@ -15,7 +15,8 @@ from refinenet_tf.demo import DEFAULT_OUTPUT_DIR, SEED, DemoSettings, run_demo
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = flags.new_parser("python -m refinenet_tf demo", __doc__.splitlines()[0])
+    parser = flags.new_parser("python -m refinenet_tf demo", __doc__.splitlines()[0], [
+        "python -m refinenet_tf demo", "python -m refinenet_tf demo --quick --output-dir demo_quick/"])
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR,
                         help="where data, snapshots, predictions, results.json and comparison.png go "
                              "(default %(default)s)")

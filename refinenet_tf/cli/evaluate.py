@@ -41,7 +41,10 @@ def checkpoint_description(args: argparse.Namespace, checkpoint: str | None) -> 
 def build_parser(with_crf: bool = False, multiscale: bool = True) -> argparse.ArgumentParser:
     """The flags of evaluate_msc.py, of evaluate_msc_with_CRF.py (``with_crf``) or of evaluate.py (not ``multiscale``)."""
     prog = "evaluate_msc_with_CRF.py" if with_crf else "evaluate_msc.py" if multiscale else "evaluate.py"
-    parser = flags.new_parser(prog, __doc__.splitlines()[0])
+    example = f"{prog} --data-dir VOCdevkit/VOC2012 --data-list dataset/voc/val.txt --restore-from snapshots/"
+    parser = flags.new_parser(prog, __doc__.splitlines()[0], [
+        example + (" --crf-workers 2" if with_crf else " --flip --output results.json --report report/"
+                   if multiscale else "")])
     flags.add_model_flags(parser)
     flags.add_data_flags(parser, data_list=defaults.VAL_LIST_PATH)
     parser.add_argument("--num-steps", type=int, default=None,

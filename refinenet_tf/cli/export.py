@@ -19,7 +19,9 @@ _LOG = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = flags.new_parser("python -m refinenet_tf export", __doc__.splitlines()[0])
+    parser = flags.new_parser("python -m refinenet_tf export", __doc__.splitlines()[0], [
+        "python -m refinenet_tf export snapshots/ exported/ --format saved_model",
+        "python -m refinenet_tf export snapshots/ exported/tflite --format tflite --input-size 480,640"])
     parser.add_argument("checkpoint", help="checkpoint file or directory (its model.json describes the model)")
     parser.add_argument("output_dir", help="folder to write the exported model and model.json into")
     parser.add_argument("--format", choices=FORMATS, default="saved_model", help="export format (default %(default)s)")

@@ -47,8 +47,12 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
-def new_parser(prog: str, description: str, **options) -> argparse.ArgumentParser:
-    """The argument parser of one command (``options`` as for ``argparse.ArgumentParser``)."""
+def new_parser(prog: str, description: str, examples: Sequence[str] = (), **options) -> argparse.ArgumentParser:
+    """The argument parser of one command (``options`` as for ``argparse.ArgumentParser``); its ``--help`` ends
+    with ``examples``, command lines shown as they are."""
+    if examples:
+        options.setdefault("epilog", "examples:\n" + "\n".join(f"  {line}" for line in examples))
+        options.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
     return OneLineErrorParser(prog=prog, description=description, **options)
 
 

@@ -31,7 +31,9 @@ from refinenet_tf.predict.segment import SegmentSettings, segment_files
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = flags.new_parser("inference.py", __doc__.splitlines()[0])
+    parser = flags.new_parser("inference.py", __doc__.splitlines()[0], [
+        "inference.py photo.jpg snapshots/ --save-dir output/",
+        "inference.py scans/ snapshots/ --tile auto --save-dir output/ --save-probabilities"])
     parser.add_argument("image", help="image file, folder of images, or list file")
     parser.add_argument("checkpoint", nargs="?", default=None,
                         help="checkpoint file or directory (its model.json describes the model)")

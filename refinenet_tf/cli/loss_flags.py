@@ -13,7 +13,8 @@ def add_loss_flags(parser: argparse.ArgumentParser) -> None:
     """The flag group choosing the loss and the class weights (for imbalanced data)."""
     group = parser.add_argument_group("loss (imbalanced data)")
     group.add_argument("--loss", choices=LOSSES, default=defaults.LOSS,
-                       help="per-pixel loss: cross-entropy, ohem (only the hardest pixels of each batch) or focal")
+                       help="loss: cross-entropy, ohem (only the hardest pixels of each batch), focal, or dice "
+                            "(the soft Dice loss, every class weighing alike; for small foregrounds and binary tasks)")
     group.add_argument("--class-weights", default=NO_WEIGHTS, metavar="|".join([NO_WEIGHTS, *METHODS, "FILE"]),
                        help="weight of each class in the loss: counted from the training masks (inverse-frequency, "
                             "median-frequency) or read from a CSV (name,weight rows) or JSON ({\"name\": weight}) "

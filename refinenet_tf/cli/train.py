@@ -26,7 +26,13 @@ def build_parser(multiscale: bool = False) -> argparse.ArgumentParser:
     """The flags of train.py, or of train_msc.py when ``multiscale``."""
     name = "train_msc.py" if multiscale else "train.py"
     what = "multi-scale (1.0, 0.75, 0.5) training with gradient accumulation" if multiscale else "training"
-    parser = flags.new_parser(name, f"RefineNet {what}, DeepLab-ResNet-TF style.")
+    examples = ([f"{name} --data-dir VOCdevkit/VOC2012 --data-list dataset/voc/train.txt --grad-update-every 10 "
+                 "--restore-from deeplab_resnet_init.ckpt --num-classes 21"] if multiscale else
+                [f"{name} --data-dir VOCdevkit/VOC2012 --data-list dataset/voc/train_aug.txt --num-classes 21 "
+                 "--restore-from deeplab_resnet_init.ckpt --snapshot-dir snapshots/",
+                 f"{name} --arch lw-refinenet-mobilenetv2 --is-training --optimizer adam --decoder-lr-mult 1 "
+                 "--learning-rate 1e-3 --data-dir ./ --data-list dataset/shots/train.txt --num-classes 3"])
+    parser = flags.new_parser(name, f"RefineNet {what}, DeepLab-ResNet-TF style.", examples)
     flags.add_model_flags(parser, restore_help="checkpoint file or directory to start from; a --snapshot-dir "
                                                "holding a run started from it (or from nothing named) resumes that "
                                                "run, another start moves that run into run-<time>/ first")

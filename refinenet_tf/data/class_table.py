@@ -180,6 +180,30 @@ CITYSCAPES_TRAIN_CLASSES: tuple[tuple[str, Colour], ...] = (
 
 # Cityscapes labelId of each train id 0..18 (every other labelId is ignored in training).
 CITYSCAPES_LABEL_IDS_OF_TRAIN_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+# Cityscapes' label names -> label ids, as its polygon files name them (cityscapesScripts' labels.py); the licence
+# plate has no id of its own (-1) and is not painted.
+CITYSCAPES_LABEL_IDS = {
+    "unlabeled": 0, "ego vehicle": 1, "rectification border": 2, "out of roi": 3, "static": 4, "dynamic": 5,
+    "ground": 6, "road": 7, "sidewalk": 8, "parking": 9, "rail track": 10, "building": 11, "wall": 12, "fence": 13,
+    "guard rail": 14, "bridge": 15, "tunnel": 16, "pole": 17, "polegroup": 18, "traffic light": 19,
+    "traffic sign": 20, "vegetation": 21, "terrain": 22, "sky": 23, "person": 24, "rider": 25, "car": 26,
+    "truck": 27, "bus": 28, "caravan": 29, "trailer": 30, "train": 31, "motorcycle": 32, "bicycle": 33,
+    "license plate": -1,
+}
+
+# ADE20K's 150 scene-parsing classes (ADEChallengeData2016), each by the first name of objectInfo150.txt; its masks
+# number them 1..150 and mark everything else 0 ("other")
+ADE20K_CLASS_NAMES = tuple(name.replace("_", " ") for name in """
+wall building sky floor tree ceiling road bed windowpane grass cabinet sidewalk person earth door table mountain plant
+curtain chair car water painting sofa shelf house sea mirror rug field armchair seat fence desk rock wardrobe lamp
+bathtub railing cushion base box column signboard chest_of_drawers counter sand sink skyscraper fireplace refrigerator
+grandstand path stairs runway case pool_table pillow screen_door stairway river bridge bookcase blind coffee_table
+toilet flower book hill bench countertop stove palm kitchen_island computer swivel_chair boat bar arcade_machine hovel
+bus towel light truck tower chandelier awning streetlight booth television_receiver airplane dirt_track apparel pole
+land bannister escalator ottoman bottle buffet poster stage van ship fountain conveyer_belt canopy washer plaything
+swimming_pool stool barrel basket waterfall tent bag minibike cradle oven ball food step tank trade_name microwave pot
+animal bicycle lake dishwasher screen blanket sculpture hood sconce vase traffic_light tray ashcan fan pier crt_screen
+plate monitor bulletin_board shower radiator glass clock flag""".split())
 
 VOC_CLASS_NAMES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -196,6 +220,17 @@ def voc_table() -> ClassTable:
     """PASCAL VOC's 21 classes in the VOC palette (background is black, so it is a class here)."""
     colours = voc_palette(len(VOC_CLASS_NAMES))
     return ClassTable(VOC_CLASS_NAMES, tuple(tuple(int(v) for v in c) for c in colours))
+
+
+def ade20k_table() -> ClassTable:
+    """ADE20K's 150 classes, indexed 0..149 (its mask values less one), in the VOC palette's colours after black."""
+    colours = voc_palette(len(ADE20K_CLASS_NAMES) + 1)[1:]
+    return ClassTable(ADE20K_CLASS_NAMES, tuple(tuple(int(v) for v in c) for c in colours))
+
+
+def binary_table() -> ClassTable:
+    """Two classes, for masks of background (0) and foreground (anything else): black and white."""
+    return ClassTable(("background", "foreground"), ((0, 0, 0), (255, 255, 255)))
 
 
 def _integer(text: str, what: str, where: str) -> int:

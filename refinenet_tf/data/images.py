@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -14,6 +17,9 @@ from refinenet_tf.errors import DataError, parameter
 
 # Modes PIL converts to RGB without losing meaning (alpha is dropped, palettes are expanded).
 _COLOUR_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"}
+_ALPHA_MODES = {"LA", "PA", "RGBA"}
+_LOG = logging.getLogger(__name__)
+_alpha_said = threading.Event()  # the alpha channel's fate is logged once per process
 _SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 _MAX_LISTED_VALUES = 10
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
@@ -55,6 +61,10 @@ def load_image(path: str) -> np.ndarray:
             raise DataError(
                 f"{path}: image mode {image.mode!r} is not supported; save it as 8-bit RGB or grey"
             )
+        if image.mode in _ALPHA_MODES and not _alpha_said.is_set():
+            _alpha_said.set()
+            _LOG.warning("%s: has an alpha channel (%s); images are read as RGB, so alpha is dropped, here and in "
+                         "every other such image (it is not taken as a fourth band)", path, image.mode)
         if image.mode != "RGB":
             with warnings.catch_warnings():
                 # PIL warns about palette transparency; dropping it is what we want.
@@ -94,6 +104,29 @@ def check_labels(mask: np.ndarray, num_classes: int, ignore_label: int, path: st
         f"{path}: label values {listed}{more} are not classes 0..{num_classes - 1} nor the ignore label "
         f"{ignore_label} (check {parameter('num_classes')} and {parameter('ignore_label')})"
     )
+
+
+def check_masks_hold_classes(mask_paths: Sequence[str], ignore_label: int, source: str, sample: int = 32) -> None:
+    """Refuse masks that hold nothing but 0 and the ignore label (looked for in up to ``sample`` masks spread over
+    the list): binary masks stored as 0/255 with the ignore label 255, which would train on the background alone,
+    every foreground pixel ignored."""
+    if not mask_paths:
+        return
+    picked = list(mask_paths)[:: max(1, len(mask_paths) // sample)][:sample]
+    found: set[int] = set()
+    for path in picked:
+        try:
+            found.update(np.flatnonzero(np.bincount(load_mask(path).ravel(), minlength=256)).tolist())
+        except DataError:
+            continue  # the reader reports an unreadable mask in its own way (or skips it)
+        if found - {0, ignore_label}:
+            return
+    if ignore_label in found:
+        raise DataError(
+            f"{source}: the masks hold only 0 and {ignore_label}, the ignore label ({len(picked)} of {len(mask_paths)} "
+            f"read): binary masks stored as 0/{ignore_label}? Every foreground pixel would be ignored; make them "
+            f"0/1 with convert_masks.py MASKS --format binary --output-dir OUT, or set {parameter('ignore_label')} "
+            "if another value marks what to ignore")
 
 
 def load_pair(

@@ -18,10 +18,13 @@ import numpy as np
 from PIL import Image
 
 from refinenet_tf.data.class_table import (
+    ADE20K_CLASS_NAMES,
     CITYSCAPES_LABEL_IDS_OF_TRAIN_IDS,
     VOC_VOID_INDEX,
     ClassTable,
     Colour,
+    ade20k_table,
+    binary_table,
     cityscapes_table,
 )
 from refinenet_tf.data.images import open_image
@@ -30,7 +33,7 @@ from refinenet_tf.errors import ConfigError, DataError, parameter
 from refinenet_tf.palette import colourise, voc_palette
 from refinenet_tf.progress import Progress
 
-MASK_FORMATS = ("rgb", "palette", "cityscapes")
+MASK_FORMATS = ("rgb", "palette", "cityscapes", "binary", "ade20k")
 UNKNOWN_POLICIES = ("error", "ignore")
 MAX_COLOURS_IN_MESSAGE = 20
 
@@ -65,6 +68,18 @@ def palette_to_index(indices: np.ndarray, ignore_label: int = IGNORE_LABEL) -> n
     """Palette indices -> index mask: VOC's void border (255) becomes ``ignore_label``."""
     indices = np.asarray(indices, dtype=np.uint8)
     return np.where(indices == VOC_VOID_INDEX, np.uint8(ignore_label), indices).astype(np.uint8)
+
+
+def binary_to_index(values: np.ndarray) -> np.ndarray:
+    """A two-class mask: 0 stays background (0), every other value (1, 255, ...) becomes foreground (1)."""
+    return (np.asarray(values) != 0).astype(np.uint8)
+
+
+def ade20k_to_index(values: np.ndarray, ignore_label: int = IGNORE_LABEL) -> np.ndarray:
+    """ADE20K's mask values -> class indices: 0 ("other") becomes ``ignore_label``, 1..150 become 0..149."""
+    lookup = np.full(256, ignore_label, dtype=np.uint8)
+    lookup[1:len(ADE20K_CLASS_NAMES) + 1] = np.arange(len(ADE20K_CLASS_NAMES))
+    return lookup[np.asarray(values, dtype=np.uint8)]
 
 
 def cityscapes_to_train_ids(label_ids: np.ndarray, ignore_label: int = IGNORE_LABEL) -> np.ndarray:
@@ -127,8 +142,15 @@ class MaskConverter:
             raise ConfigError(f"{parameter('ignore_label')} {self.ignore_label} is a class index (there are {num_classes} classes)")
 
     def classes(self) -> ClassTable | None:
-        """The class table the output indices refer to (Cityscapes' own for that format)."""
-        return cityscapes_table() if self.format == "cityscapes" else self.table
+        """The class table the output indices refer to (Cityscapes' own, or background/foreground for binary
+        masks unless a table is given)."""
+        if self.format == "cityscapes":
+            return cityscapes_table()
+        if self.format == "binary" and self.table is None:
+            return binary_table()
+        if self.format == "ade20k":
+            return ade20k_table()
+        return self.table
 
     def convert(self, path: str) -> tuple[np.ndarray, dict[Colour, int]]:
         """Read ``path`` and convert it; unknown colours are only possible for rgb masks."""
@@ -137,6 +159,15 @@ class MaskConverter:
             return rgb_to_index(_as_rgb(image, path), self.table, self.ignore_label)
         if self.format == "palette":
             return palette_to_index(_as_indices(image, path, "a palette mask"), self.ignore_label), {}
+        if self.format == "ade20k":
+            values = _as_indices(image, path, "an ADE20K annotation")
+            if values.max(initial=0) > len(ADE20K_CLASS_NAMES):
+                raise DataError(f"{path}: holds the value {values.max()}, above ADE20K's {len(ADE20K_CLASS_NAMES)} "
+                                "classes (0 is 'other'): not an ADE20K scene-parsing annotation")
+            return ade20k_to_index(values, self.ignore_label), {}
+        if self.format == "binary":
+            grey = image.convert("L") if image.mode == "1" else image
+            return binary_to_index(_as_indices(grey, path, "a binary mask")), {}
         return cityscapes_to_train_ids(_as_indices(image, path, "a Cityscapes labelIds mask"), self.ignore_label), {}
 
 

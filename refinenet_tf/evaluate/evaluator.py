@@ -27,6 +27,7 @@ import tensorflow as tf
 from PIL import Image
 
 from refinenet_tf import checkpoints
+from refinenet_tf.data.images import check_masks_hold_classes
 from refinenet_tf.data.listfile import Sample, read_list_file
 from refinenet_tf.data.reader import SkipCounter, eval_dataset, reader_errors
 from refinenet_tf.defaults import TILE_OVERLAP
@@ -45,6 +46,7 @@ from refinenet_tf.predict.segment import labels_of
 from refinenet_tf.predict.tiling import check_overlap, check_tile_setting
 from refinenet_tf.progress import Progress
 from refinenet_tf.sessions import new_session
+from refinenet_tf.version import __version__
 
 v1 = tf.compat.v1
 
@@ -143,6 +145,9 @@ def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescr
     unlabeled = next((sample for sample in samples if sample.mask_path is None), None)
     if unlabeled is not None:
         raise DataError(f"{unlabeled.origin}: evaluation needs a mask for every image, this line has none")
+    if samples:
+        check_masks_hold_classes([sample.mask_path for sample in samples], description.ignore_label,
+                                 samples[0].list_path)
     if save_dir is not None:
         check_unique_stems([sample.image_path for sample in samples])
     skips = SkipCounter()
@@ -204,7 +209,8 @@ def evaluation_results(result: EvaluationResult, description: ModelDescription, 
     """What ``results.json`` holds: scores per class and overall, the confusion matrix and how they were made
     (with the CRF, the plain and CRF scores side by side)."""
     names = description.names()
-    metadata = {"checkpoint": result.checkpoint, "data_list": data_list, "images": result.images,
+    metadata = {"refinenet_tf_version": __version__, "checkpoint": result.checkpoint, "data_list": data_list,
+                "images": result.images,
                 "skipped": result.skipped, "scales": list(options.scales), "fusion": options.fusion,
                 "flip": options.flip, "precision": result.precision}
     if result.tile is not None:

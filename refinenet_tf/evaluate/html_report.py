@@ -27,7 +27,7 @@ from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import ConfigError, parameter
 from refinenet_tf.evaluate import plots
 from refinenet_tf.evaluate.gallery import ERROR_COLOURS, THUMBNAIL_SIDE, Gallery, GalleryImage
-from refinenet_tf.evaluate.report import SUMMARY_SCORES, change, percent, write_results_json
+from refinenet_tf.evaluate.report import CLASS_SCORES, SUMMARY_SCORES, change, percent, write_results_json
 from refinenet_tf.files import write_text_atomically
 from refinenet_tf.version import __version__
 
@@ -156,7 +156,8 @@ def _scores_section(branches: Mapping[str, Mapping], names: Sequence[str], colou
             cells += [_value_cell("crf", key, crf.get(key)), f'<td class="number">{change(plain[key], crf.get(key))}</td>']
         rows.append(f"<tr><th>{_text(label)}</th>{''.join(cells)}</tr>")
     summary = f"<table><tr><th></th>{''.join(f'<th>{c}</th>' for c in columns)}</tr>{''.join(rows)}</table>"
-    kinds = [("iou", "IoU"), ("accuracy", "accuracy")] + ([("niou", "nIoU")] if "niou" in plain["classes"][0] else [])
+    kinds = [(key, title) for title, _, key in CLASS_SCORES if key in plain["classes"][0]]
+    kinds += [("niou", "nIoU")] if "niou" in plain["classes"][0] else []
     heads = [f"{title} {_BRANCH_TITLES[branch]}" if crf is not None else title
              for branch in branches for _, title in kinds]
     class_rows = []

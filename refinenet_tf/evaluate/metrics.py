@@ -65,6 +65,10 @@ class Scores:
     confusion: np.ndarray
     class_niou: np.ndarray | None = None
     mean_niou: float | None = None
+    class_precision: np.ndarray | None = None
+    class_f1: np.ndarray | None = None
+    mean_precision: float | None = None
+    mean_f1: float | None = None
 
     @property
     def num_classes(self) -> int:
@@ -131,6 +135,15 @@ class ConfusionMatrix:
         """Recall TP / (TP + FN) per class; NaN for a class absent from the ground truth."""
         return _nan_divide(self.true_positives(), self.ground_truth_counts())
 
+    def class_precision(self) -> np.ndarray:
+        """TP / (TP + FP) per class; NaN for a class never predicted."""
+        return _nan_divide(self.true_positives(), self.predicted_counts())
+
+    def class_f1(self) -> np.ndarray:
+        """F1, the Dice coefficient: 2 TP / (2 TP + FP + FN) per class, the harmonic mean of precision and recall
+        (0 for a class in the ground truth that is never predicted); NaN for a class absent from both."""
+        return _nan_divide(2 * self.true_positives(), self.ground_truth_counts() + self.predicted_counts())
+
     def mean_iou(self) -> float:
         return _nan_mean(self.class_iou())
 
@@ -161,6 +174,10 @@ class ConfusionMatrix:
             confusion=self.matrix.copy(),
             class_niou=class_niou,
             mean_niou=_nan_mean(class_niou) if class_niou is not None else None,
+            class_precision=self.class_precision(),
+            class_f1=self.class_f1(),
+            mean_precision=_nan_mean(self.class_precision()),
+            mean_f1=_nan_mean(self.class_f1()),
         )
 
 

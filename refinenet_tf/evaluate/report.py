@@ -16,8 +16,13 @@ NOT_AVAILABLE = "n/a"
 NAME_WIDTH = 24
 # The dataset-level scores in report order: (label, Scores attribute and results.json key); nIoU may be absent.
 SUMMARY_SCORES = (("mean IoU", "mean_iou"), ("pixel accuracy", "pixel_accuracy"),
-                  ("mean class accuracy", "mean_class_accuracy"),
-                  ("frequency-weighted IoU", "frequency_weighted_iou"), ("mean nIoU", "mean_niou"))
+                  ("mean class accuracy", "mean_class_accuracy"), ("mean precision", "mean_precision"),
+                  ("mean F1 (Dice)", "mean_f1"), ("frequency-weighted IoU", "frequency_weighted_iou"),
+                  ("mean nIoU", "mean_niou"))
+# The per-class scores in report order: (column title, Scores attribute, results.json key); a class's accuracy
+# is its recall. nIoU is added when it was computed.
+CLASS_SCORES = (("IoU", "class_iou", "iou"), ("accuracy", "class_accuracy", "accuracy"),
+                ("precision", "class_precision", "precision"), ("F1", "class_f1", "f1"))
 
 
 def _names(scores: Scores, class_names: Sequence[str] | None) -> list[str]:
@@ -52,18 +57,22 @@ def _summary(scores: Scores) -> list[tuple[str, float]]:
 
 
 def format_results(scores: Scores, class_names: Sequence[str] | None = None) -> str:
-    """Per-class IoU and accuracy (and nIoU when present) in %, then the dataset-level scores."""
+    """Per-class IoU, accuracy (recall), precision and F1 (and nIoU when present) in %, then the dataset-level
+    scores."""
     names = _names(scores, class_names)
-    header = ["class (%)", "IoU", "accuracy"] + (["nIoU"] if scores.class_niou is not None else [])
-    lines = [_row(header)]
+    columns = _class_columns(scores)
+    lines = [_row(["class (%)"] + [title for title, _, _ in columns])]
     for index, name in enumerate(names):
-        cells = [name, percent(scores.class_iou[index]), percent(scores.class_accuracy[index])]
-        if scores.class_niou is not None:
-            cells.append(percent(scores.class_niou[index]))
-        lines.append(_row(cells))
+        lines.append(_row([name] + [percent(getattr(scores, attribute)[index]) for _, attribute, _ in columns]))
     lines.append("-" * len(lines[0]))
     lines += [_row([label, percent(value)]) for label, value in _summary(scores)]
     return "\n".join(lines)
+
+
+def _class_columns(scores: Scores) -> list[tuple[str, str, str]]:
+    """The per-class scores ``scores`` holds, in report order."""
+    columns = [column for column in CLASS_SCORES if getattr(scores, column[1]) is not None]
+    return columns + ([("nIoU", "class_niou", "niou")] if scores.class_niou is not None else [])
 
 
 def format_comparison(plain: Scores, crf: Scores, class_names: Sequence[str] | None = None) -> str:
@@ -96,10 +105,8 @@ def results_dict(scores: Scores, class_names: Sequence[str] | None = None,
     names = _names(scores, class_names)
     classes = []
     for index, name in enumerate(names):
-        entry = {"index": index, "name": name, "iou": _number(scores.class_iou[index]),
-                 "accuracy": _number(scores.class_accuracy[index])}
-        if scores.class_niou is not None:
-            entry["niou"] = _number(scores.class_niou[index])
+        entry = {"index": index, "name": name}
+        entry.update((key, _number(getattr(scores, attribute)[index])) for _, attribute, key in _class_columns(scores))
         classes.append(entry)
     results = {
         "num_classes": scores.num_classes,
@@ -107,6 +114,8 @@ def results_dict(scores: Scores, class_names: Sequence[str] | None = None,
         "mean_iou": _number(scores.mean_iou),
         "pixel_accuracy": _number(scores.pixel_accuracy),
         "mean_class_accuracy": _number(scores.mean_class_accuracy),
+        "mean_precision": _number(scores.mean_precision),
+        "mean_f1": _number(scores.mean_f1),
         "frequency_weighted_iou": _number(scores.frequency_weighted_iou),
         "confusion_matrix": scores.confusion.astype(int).tolist(),
     }

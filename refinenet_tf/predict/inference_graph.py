@@ -24,6 +24,7 @@ docs/BENCHMARKS.md). :class:`GraphPredictor` runs either form in its own graph a
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -309,7 +310,21 @@ def checked_rgb(images, batch: bool = False, also: str = "") -> np.ndarray:
     return array
 
 
-class GraphPredictor:
+class ClosesOnExit(abc.ABC):
+    """``with`` support for an object holding a session: leaving the block calls its ``close()``."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release what the object holds."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class GraphPredictor(ClosesOnExit):
     """Runs an :class:`InferenceGraph` (weights loaded once into variables) or a frozen GraphDef (constants,
     e.g. an export) in its own graph and session.
 
@@ -350,9 +365,3 @@ class GraphPredictor:
     def close(self) -> None:
         """Release the session (the predictor is unusable afterwards)."""
         self.session.close()
-
-    def __enter__(self) -> GraphPredictor:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()

@@ -21,7 +21,12 @@ from refinenet_tf.errors import ConfigError, DescriptionError, parameter
 from refinenet_tf.hardware import choose_precision
 from refinenet_tf.models.memory import physical_memory_bytes, prediction_bytes_per_pixel
 from refinenet_tf.predict.graph import SINGLE_SCALE, PredictOptions
-from refinenet_tf.predict.inference_graph import GraphPredictor, build_inference_graph, checked_rgb
+from refinenet_tf.predict.inference_graph import (
+    ClosesOnExit,
+    GraphPredictor,
+    build_inference_graph,
+    checked_rgb,
+)
 from refinenet_tf.predict.tiling import (
     AUTO,
     LogitMap,
@@ -80,7 +85,7 @@ def description_for_checkpoint(checkpoint: str, arch: str | None = None, num_cla
     return description.replace(**changes) if changes else description
 
 
-class Predictor:
+class Predictor(ClosesOnExit):
     """A checkpoint ready to segment images, in its own graph and session (a :class:`GraphPredictor`, which it
     holds as ``graph_predictor``); several can coexist.
 
@@ -106,12 +111,6 @@ class Predictor:
     def close(self) -> None:
         """Release the session (the predictor is unusable afterwards)."""
         self.graph_predictor.close()
-
-    def __enter__(self) -> Predictor:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
     def predict(self, image_rgb: np.ndarray, outputs: Sequence[str] = DEFAULT_FIELDS) -> Prediction:
         """Labels, softmax probabilities and stride-4 logits (those asked for) of one uint8 HxWx3 RGB image."""

@@ -1,5 +1,5 @@
-"""Training losses: per-pixel softmax cross-entropy, plain, on the hardest pixels (OHEM) or focal, with class
-weights, skipping unlabeled pixels; its multi-scale sum; and L2 weight decay."""
+"""Training losses: per-pixel softmax cross-entropy, plain, on the hardest pixels (OHEM) or focal, or the soft Dice
+loss, with class weights, skipping unlabeled pixels; their multi-scale sum; and L2 weight decay."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from refinenet_tf.defaults import FOCAL_GAMMA, LOSS, OHEM_KEEP, OHEM_MIN_KEPT
 from refinenet_tf.errors import ConfigError, parameter
 from refinenet_tf.models.model import MultiScaleLogits
 
-LOSSES = ("cross-entropy", "ohem", "focal")
+LOSSES = ("cross-entropy", "ohem", "focal", "dice")
+DICE_SMOOTHING = 1.0  # added to the Dice ratio's numerator and denominator: a class absent from both counts as 1
 _FOCAL_FLOOR = 1e-12  # 1 - p is at least this in the focal factor: finite gradients where p rounds to 1
 
 
@@ -36,7 +37,10 @@ class PixelLoss:
     ``kind``: ``cross-entropy``; ``ohem`` (online hard example mining: only the ``ohem_keep`` fraction of a
     batch's labelled pixels with the highest cross-entropy carry the loss, at least ``ohem_min_kept`` of them
     and at most all); ``focal`` (cross-entropy times ``(1 - p) ** focal_gamma``, ``p`` the probability of the
-    true class). ``class_weights``: one weight per class, or None for equal weights.
+    true class); ``dice`` (the soft Dice loss: one minus the mean over classes of ``(2 |P Y| + 1) / (|P| + |Y| + 1)``
+    on the batch's labelled pixels, ``P`` the softmax probabilities, ``Y`` the one-hot labels; it weighs each class
+    alike whatever its pixel count). ``class_weights``: one weight per class (for Dice, of its term in the mean), or
+    None for equal weights.
     """
 
     kind: str = LOSS
@@ -55,6 +59,37 @@ def resize_labels(labels: tf.Tensor, size) -> tf.Tensor:
         labels = labels[..., tf.newaxis]
     resized = tf.image.resize(labels, size, method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)
     return tf.cast(tf.squeeze(resized, axis=-1), tf.int32)
+
+
+def segmentation_loss(logits: tf.Tensor, labels: tf.Tensor, num_classes: int,
+                      settings: PixelLoss | None = None) -> tf.Tensor:
+    """The loss ``settings`` names: :func:`soft_dice_loss` for ``dice``, else :func:`pixel_cross_entropy`."""
+    settings = settings or PixelLoss()
+    if settings.kind == "dice":
+        return soft_dice_loss(logits, labels, num_classes, settings.class_weights)
+    return pixel_cross_entropy(logits, labels, num_classes, settings)
+
+
+def soft_dice_loss(logits: tf.Tensor, labels: tf.Tensor, num_classes: int,
+                   class_weights: Sequence[float] | None = None) -> tf.Tensor:
+    """``1 - mean_c (2 sum(p_c y_c) + s) / (sum(p_c) + sum(y_c) + s)`` over the labelled pixels of the batch
+    (labels resized to the logits first; the ignore label and other out-of-range values take no part), ``s`` =
+    :data:`DICE_SMOOTHING`; the mean weighted by ``class_weights`` when given."""
+    labels = resize_labels(labels, tf.shape(logits)[1:3])
+    valid = tf.logical_and(labels >= 0, labels < num_classes)
+    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
+    counted = tf.cast(valid, tf.float32)[..., tf.newaxis]
+    truth = tf.one_hot(tf.where(valid, labels, tf.zeros_like(labels)), num_classes, dtype=tf.float32) * counted
+    predicted = probabilities * counted
+    overlap = tf.reduce_sum(truth * predicted, axis=[0, 1, 2])
+    sizes = tf.reduce_sum(truth, axis=[0, 1, 2]) + tf.reduce_sum(predicted, axis=[0, 1, 2])
+    dice = (2.0 * overlap + DICE_SMOOTHING) / (sizes + DICE_SMOOTHING)
+    if class_weights is None:
+        return 1.0 - tf.reduce_mean(dice)
+    if len(class_weights) != num_classes:
+        raise ConfigError(f"{len(class_weights)} {parameter('class_weights')} for {num_classes} classes")
+    weights = tf.constant(class_weights, tf.float32)
+    return 1.0 - tf.reduce_sum(weights * dice) / tf.reduce_sum(weights)
 
 
 def pixel_cross_entropy(logits: tf.Tensor, labels: tf.Tensor, num_classes: int,
@@ -103,8 +138,8 @@ def multiscale_loss(logits: MultiScaleLogits, labels: tf.Tensor, num_classes: in
                     settings: PixelLoss | None = None) -> tf.Tensor:
     """DeepLab's train_msc.py loss: the loss of the fused logits plus that of every scale, each against labels
     resized to its logits, all with the same ``settings``."""
-    terms = [pixel_cross_entropy(logits.fused, labels, num_classes, settings)]
-    terms += [pixel_cross_entropy(scale_logits, labels, num_classes, settings) for scale_logits in logits.per_scale]
+    terms = [segmentation_loss(logits.fused, labels, num_classes, settings)]
+    terms += [segmentation_loss(scale_logits, labels, num_classes, settings) for scale_logits in logits.per_scale]
     return tf.add_n(terms)
 
 

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from refinenet_tf import checkpoints, defaults
 from refinenet_tf.checkpoints import variable_name
+from refinenet_tf.data.images import check_masks_hold_classes
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.data.reader import ON_BAD_SAMPLE, SkipCounter, reader_errors, train_dataset
 from refinenet_tf.description import ModelDescription
@@ -35,7 +36,7 @@ from refinenet_tf.train.loss_setup import choose_loss
 from refinenet_tf.train.losses import (
     check_loss_settings,
     multiscale_loss,
-    pixel_cross_entropy,
+    segmentation_loss,
     weight_decay_loss,
 )
 from refinenet_tf.train.memory import check_fits_in_memory
@@ -240,6 +241,8 @@ class Trainer:
         config, description = self.config, self.config.description
         v1.set_random_seed(config.random_seed)
         samples = read_list_file(config.data_dir, config.data_list)
+        check_masks_hold_classes([sample.mask_path for sample in samples if sample.mask_path], description.ignore_label,
+                                 config.data_list)
         dataset = train_dataset(
             samples, description.preprocessing, config.input_size, config.batch_size, description.num_classes,
             description.ignore_label, random_scale=config.random_scale, random_mirror=config.random_mirror,
@@ -304,7 +307,7 @@ class Trainer:
                                      train_batch_norm=config.train_batch_norm,
                                      batch_norm_decay=config.batch_norm_decay, dropout_seed=dropout_seed).logits
             logits = tf.cast(logits, tf.float32)
-            return logits, pixel_cross_entropy(logits, labels, description.num_classes, self.loss.settings)
+            return logits, segmentation_loss(logits, labels, description.num_classes, self.loss.settings)
         with model_precision(config.precision):
             outputs: MultiScaleLogits = multiscale_logits(images, description, config.scales, config.fusion,
                                                           dropout=config.dropout,

@@ -45,7 +45,8 @@ from tests.support.scripts import run_script
 from tests.support.weight_files import write_deeplab_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ("## The DeepLab-ResNet-TF workflow", "## Large images and imbalanced data", "## Pretrained weights")
+SECTIONS = ("## The DeepLab-ResNet-TF workflow", "## Large images and imbalanced data", "## Pretrained weights",
+            "## Bring your own data")
 TRAINING = ("train.py", "train_msc.py")
 TINY = ["--num-steps", "1", "--input-size", "64,64", "--batch-size", "1", "--grad-update-every", "1",
         "--save-num-images", "0"]
@@ -97,6 +98,7 @@ def _names_a_file_of(words: list[str], snapshot_dir: str, sandbox: Path) -> bool
 def test_every_readme_command_runs(tmp_path, deeplab_checkpoint, large_disk):
     pytest.importorskip("pydensecrf", reason="the README's CRF command needs pydensecrf2")
     pytest.importorskip("torch", reason="writing the README's .pth weight file needs torch")
+    pytest.importorskip("pycocotools", reason="the README's COCO command needs pycocotools (the coco extra)")
     sandbox = make_readme_sandbox(tmp_path, deeplab_checkpoint)
     written = readme_commands((REPO / "README.md").read_text(encoding="utf-8"))
     # the README quotes lines of DeepLab's CI script: test_deeplab_ci_script_as_typed_in_one_folder runs them, in

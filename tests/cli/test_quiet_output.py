@@ -145,7 +145,7 @@ def test_failing_command_prints_one_error_line(image, entry, onednn):
 
 @pytest.mark.slow  # a fresh process; oneDNN off: test_api_keeps_every_other_line_in_order
 def test_successful_command_prints_nothing_on_stderr():
-    result = _run("-m", "refinenet_tf", "info", "--arch", "lw-refinenet-mobilenetv2", "--num-classes", "3",
+    result = _run("-m", "refinenet_tf", "info", "--arch", "lw-refinenet-mobilenetv2", "--num-classes", "3", "--json",
                   onednn="1")
     assert result.returncode == 0, result.stderr
     assert '"arch": "lw-refinenet-mobilenetv2"' in result.stdout

@@ -1,9 +1,13 @@
 """Image and mask decoding: colour conversions and every refused mask format."""
 
+import logging
+import threading
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from refinenet_tf.data import images
 from refinenet_tf.data.images import check_labels, load_image, load_mask, load_pair
 from refinenet_tf.errors import DataError
 
@@ -41,9 +45,15 @@ def test_grey_image_becomes_three_equal_channels(tmp_path):
         np.testing.assert_array_equal(image[..., channel], grey)
 
 
-def test_rgba_image_drops_alpha(tmp_path):
+def test_rgba_image_drops_alpha_and_says_so_once(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(images, "_alpha_said", threading.Event())
     rgba = RNG.integers(0, 256, (4, 6, 4), dtype=np.uint8)
-    np.testing.assert_array_equal(load_image(_save(tmp_path, "rgba.png", rgba)), rgba[..., :3])
+    first = _save(tmp_path, "rgba.png", rgba)
+    with caplog.at_level(logging.WARNING, logger="refinenet_tf.data.images"):
+        np.testing.assert_array_equal(load_image(first), rgba[..., :3])
+        load_image(_save(tmp_path, "second.png", rgba))
+    said = [record.getMessage() for record in caplog.records if "alpha" in record.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"{first}: has an alpha channel (RGBA)") and "dropped" in said[0]
 
 
 def test_palette_image_is_expanded_to_its_colours(tmp_path):

@@ -11,6 +11,7 @@ from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.errors import ConfigError
 from refinenet_tf.evaluate.job import EvaluationJob, run_evaluation_job
 from refinenet_tf.predict.predictor import description_for_checkpoint
+from refinenet_tf.version import __version__
 from tests.support.model_factory import write_dataset
 
 
@@ -32,6 +33,7 @@ def test_the_job_writes_results_with_its_metadata_and_a_report_that_links_them(t
     written = json.loads(results_file.read_text(encoding="utf-8"))
     assert written["metadata"]["run"] == "nightly" and written["metadata"]["images"] == result.images == 3
     assert written["metadata"]["data_list"] == list_path
+    assert written["metadata"]["refinenet_tf_version"] == __version__
     assert written["mean_iou"] == pytest.approx(result.plain.mean_iou) == pytest.approx(results["mean_iou"])
     assert len(written["classes"]) == result.plain.num_classes
     index = (report / "index.html").read_text(encoding="utf-8")

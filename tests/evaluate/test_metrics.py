@@ -27,6 +27,25 @@ def test_hand_computed_scores():
     assert confusion.mean_class_accuracy() == pytest.approx(0.5)
     # ground-truth frequencies 2/5, 2/5, 1/5
     assert confusion.frequency_weighted_iou() == pytest.approx(0.4 * 1 / 3 + 0.4 * 2 / 3 + 0.2 * 0)
+    # precision TP / predicted: 1/2, 2/3, class 2 never predicted -> n/a; F1 2 TP / (truth + predicted)
+    np.testing.assert_allclose(confusion.class_precision(), [1 / 2, 2 / 3, np.nan, np.nan])
+    np.testing.assert_allclose(confusion.class_f1(), [2 / 4, 4 / 5, 0.0, np.nan])
+    scores = confusion.scores()
+    assert scores.mean_precision == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert scores.mean_f1 == pytest.approx((1 / 2 + 4 / 5 + 0) / 3)
+
+
+def test_f1_is_the_harmonic_mean_of_precision_and_recall_and_the_dice_of_the_masks():
+    rng = np.random.default_rng(3)
+    labels, predictions = rng.integers(0, 4, (2, 50, 60))
+    confusion = ConfusionMatrix(4)
+    confusion.update(labels, predictions)
+    precision, recall = confusion.class_precision(), confusion.class_accuracy()
+    np.testing.assert_allclose(confusion.class_f1(), 2 * precision * recall / (precision + recall))
+    for index in range(4):
+        truth, predicted = labels == index, predictions == index
+        dice = 2 * (truth & predicted).sum() / (truth.sum() + predicted.sum())
+        assert confusion.class_f1()[index] == pytest.approx(dice)
 
 
 def test_class_only_predicted_scores_zero_iou_and_no_accuracy():
@@ -35,6 +54,8 @@ def test_class_only_predicted_scores_zero_iou_and_no_accuracy():
     # class 1: never in the ground truth but predicted once -> IoU 0, recall undefined; class 2 n/a
     np.testing.assert_allclose(confusion.class_iou(), [0.5, 0.0, np.nan])
     np.testing.assert_allclose(confusion.class_accuracy(), [0.5, np.nan, np.nan])
+    np.testing.assert_allclose(confusion.class_precision(), [1.0, 0.0, np.nan])
+    np.testing.assert_allclose(confusion.class_f1(), [2 / 3, 0.0, np.nan])
     assert confusion.mean_iou() == pytest.approx(0.25)
     assert confusion.mean_class_accuracy() == pytest.approx(0.5)
 

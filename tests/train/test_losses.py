@@ -1,4 +1,5 @@
-"""Pixel losses (cross-entropy, class weights, OHEM, focal; ignore handling, label resizing) and weight decay."""
+"""Pixel losses (cross-entropy, class weights, OHEM, focal), the soft Dice loss; ignore handling, label resizing;
+and weight decay."""
 
 import numpy as np
 import pytest
@@ -7,10 +8,12 @@ import tensorflow as tf
 from refinenet_tf.errors import ConfigError
 from refinenet_tf.models.model import MultiScaleLogits
 from refinenet_tf.train.losses import (
+    DICE_SMOOTHING,
     PixelLoss,
     multiscale_loss,
     pixel_cross_entropy,
     resize_labels,
+    segmentation_loss,
     weight_decay_loss,
 )
 
@@ -85,13 +88,13 @@ def _batch(seed: int = 0):
 
 
 def _loss(logits, labels, settings=None):
-    return pixel_cross_entropy(tf.constant(logits), tf.constant(labels[..., None]), NUM_CLASSES, settings).numpy()
+    return segmentation_loss(tf.constant(logits), tf.constant(labels[..., None]), NUM_CLASSES, settings).numpy()
 
 
 def _gradient(logits, labels, settings):
     variable = tf.Variable(logits)
     with tf.GradientTape() as tape:
-        loss = pixel_cross_entropy(variable, tf.constant(labels[..., None]), NUM_CLASSES, settings)
+        loss = segmentation_loss(variable, tf.constant(labels[..., None]), NUM_CLASSES, settings)
     return tape.gradient(loss, variable).numpy()
 
 
@@ -151,8 +154,9 @@ def test_focal_loss_scales_each_pixel_by_one_minus_p_to_the_gamma_and_is_cross_e
 
 @pytest.mark.parametrize("settings", [PixelLoss(), PixelLoss(class_weights=(1.0, 2.0, 0.5, 3.0)),
                                       PixelLoss("ohem", ohem_keep=0.2, ohem_min_kept=0),
-                                      PixelLoss("focal", focal_gamma=0.5), PixelLoss("focal", focal_gamma=0.0)],
-                         ids=["cross-entropy", "weighted", "ohem", "focal-0.5", "focal-0"])
+                                      PixelLoss("focal", focal_gamma=0.5), PixelLoss("focal", focal_gamma=0.0),
+                                      PixelLoss("dice"), PixelLoss("dice", class_weights=(1.0, 2.0, 0.5, 3.0))],
+                         ids=["cross-entropy", "weighted", "ohem", "focal-0.5", "focal-0", "dice", "dice-weighted"])
 def test_ignored_pixels_contribute_nothing_and_gradients_stay_finite(settings):
     logits, labels = _batch(3)
     logits[0, 0, 0] = [60.0, -60.0, -60.0, -60.0]  # a pixel the model is sure of: p rounds to 1
@@ -166,6 +170,33 @@ def test_ignored_pixels_contribute_nothing_and_gradients_stay_finite(settings):
     everything_ignored = np.full_like(labels, 255)
     assert _loss(logits, everything_ignored, settings) == 0.0
     assert np.all(_gradient(logits, everything_ignored, settings) == 0)
+
+
+def _numpy_dice_loss(logits, labels, weights=None):
+    valid = labels < NUM_CLASSES
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    probabilities = (shifted / shifted.sum(-1, keepdims=True))[valid]
+    truth = np.eye(NUM_CLASSES)[labels[valid]]
+    dice = ((2 * (probabilities * truth).sum(0) + DICE_SMOOTHING)
+            / (probabilities.sum(0) + truth.sum(0) + DICE_SMOOTHING))
+    weights = np.ones(NUM_CLASSES) if weights is None else np.asarray(weights)
+    return 1 - (weights * dice).sum() / weights.sum()
+
+
+@pytest.mark.parametrize("weights", [None, (1.0, 2.0, 0.5, 3.0)])
+def test_soft_dice_loss_against_numpy_over_the_labelled_pixels(weights):
+    logits, labels = _batch(7)
+    np.testing.assert_allclose(_loss(logits, labels, PixelLoss("dice", weights)),
+                               _numpy_dice_loss(logits, labels, weights), rtol=1e-5)
+
+
+def test_soft_dice_loss_is_near_0_for_a_sure_right_answer_and_near_1_for_a_sure_wrong_one():
+    _, labels = _batch(8)
+    labels[labels >= NUM_CLASSES] = 0
+    right = 40.0 * np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    wrong = 40.0 * np.eye(NUM_CLASSES, dtype=np.float32)[(labels + 1) % NUM_CLASSES]
+    assert _loss(right, labels, PixelLoss("dice")) < 1e-3
+    assert _loss(wrong, labels, PixelLoss("dice")) > 0.9
 
 
 def test_multiscale_loss_uses_the_chosen_loss_for_every_term():
@@ -182,7 +213,7 @@ def test_multiscale_loss_uses_the_chosen_loss_for_every_term():
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(kind="dice"), "loss must be one of cross-entropy, ohem, focal, got 'dice'"),
+    (dict(kind="lovasz"), "loss must be one of cross-entropy, ohem, focal, dice, got 'lovasz'"),
     (dict(ohem_keep=0.0), "ohem_keep is the fraction of pixels OHEM keeps, in (0, 1]; got 0.0"),
     (dict(ohem_keep=1.5), "ohem_keep is the fraction of pixels OHEM keeps, in (0, 1]; got 1.5"),
     (dict(ohem_min_kept=-1), "ohem_min_kept must be a whole number >= 0, got -1"),

@@ -3,6 +3,7 @@ writing DeepLab list files and the class table."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -10,11 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
+import numpy as np
+
 from refinenet_tf.data.class_table import FILE_NAME as CLASS_DICT
 from refinenet_tf.data.class_table import ClassTable, write_class_table
 from refinenet_tf.data.images import open_image
 from refinenet_tf.defaults import IGNORE_LABEL
-from refinenet_tf.errors import ConfigError, DataError
+from refinenet_tf.errors import ConfigError, DataError, parameter
 from refinenet_tf.files import write_text_atomically
 
 # suffixes that mask files often add to their image's stem (CamVid's "_L", ...)
@@ -75,6 +78,41 @@ def pair_by_stem(images: Sequence[str], masks: Sequence[str]) -> Pairing:
     unmatched_images = sorted(set(images) - {image for image, _ in pairs})
     unmatched_masks = sorted(set(masks) - paired_masks)
     return Pairing(pairs, unmatched_images, unmatched_masks)
+
+
+def read_json(path: str) -> object:
+    """The parsed JSON file; a DataError names the file when it cannot be read or parsed."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except ValueError as error:
+        raise DataError(f"{path}: not valid JSON ({error})") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the file ({error.strerror})") from None
+
+
+def read_ids(path: str) -> list[str] | None:
+    """The first word of each line of an image-set file (VOC's ImageSets), or None when there is no such file."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return [line.split()[0] for line in handle if line.strip()]
+
+
+def check_val_fraction(val_fraction: float) -> None:
+    """A ConfigError unless ``val_fraction`` (the share of pairs held out for validation) is in [0, 1)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"{parameter('val_fraction')} must be in [0, 1), got {val_fraction}")
+
+
+def split_pairs(pairs: Sequence[Pair], val_fraction: float, seed: int) -> dict[str, list[Pair]]:
+    """``train`` and, for ``val_fraction`` > 0, ``val``: a seeded random share of ``pairs`` held out, each sorted."""
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    num_val = int(round(val_fraction * len(pairs)))
+    splits = {"train": sorted(pairs[i] for i in order[num_val:])}
+    if num_val:
+        splits["val"] = sorted(pairs[i] for i in order[:num_val])
+    return splits
 
 
 def write_list(path: str, pairs: Sequence[Pair], data_dir: str) -> str:

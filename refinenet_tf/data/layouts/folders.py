@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from refinenet_tf.data.class_table import ClassTable, infer_class_table
 from refinenet_tf.data.images import image_files
 from refinenet_tf.data.layouts.common import (
     ConversionOptions,
     PreparedDataset,
+    check_val_fraction,
     file_stem,
     finish,
     guess_mask_format,
     pair_by_stem,
     refuse_output_inside_inputs,
+    split_pairs,
 )
 from refinenet_tf.data.masks import MaskConverter, convert_mask_files
-from refinenet_tf.errors import ConfigError, DataError
+from refinenet_tf.errors import DataError
 
 MASK_FOLDER_NAMES = ("labels", "masks", "annotations")
 
@@ -36,8 +36,7 @@ def prepare_folder_dataset(images_dir: str, masks_dir: str, name: str, lists_dir
     them all, else a table is made from them (see the module docstring).
     """
     options = options or ConversionOptions()
-    if not 0.0 <= val_fraction < 1.0:
-        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    check_val_fraction(val_fraction)
     pairing = pair_by_stem(image_files(images_dir), image_files(masks_dir))
     if not pairing.pairs:
         raise DataError(f"{images_dir}, {masks_dir}: no image and mask share a file stem")
@@ -57,13 +56,7 @@ def prepare_folder_dataset(images_dir: str, masks_dir: str, name: str, lists_dir
                            converter, options.workers, options.progress)
         pairs = [(image, out) for (image, _), out in zip(pairing.pairs, outputs, strict=True)]
         table = converter.classes()
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    num_val = int(round(val_fraction * len(pairs)))
-    val = sorted(pairs[i] for i in order[:num_val])
-    splits = {"train": sorted(pairs[i] for i in order[num_val:])}
-    if val:
-        splits["val"] = val
-    return finish(name, lists_dir, splits, table, pairing.unmatched)
+    return finish(name, lists_dir, split_pairs(pairs, val_fraction, seed), table, pairing.unmatched)
 
 
 def mask_folder(path: str) -> str | None:

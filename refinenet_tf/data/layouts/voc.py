@@ -12,6 +12,7 @@ from refinenet_tf.data.layouts.common import (
     PreparedDataset,
     file_stem,
     finish,
+    read_ids,
     refuse_output_inside_inputs,
 )
 from refinenet_tf.data.masks import MaskConverter, convert_mask_files
@@ -41,7 +42,7 @@ def prepare_voc_dataset(path: str, name: str = "voc", lists_dir: str = "dataset"
     source = os.path.join(voc, "SegmentationClassAug" if masks == "aug" else "SegmentationClass")
     if not os.path.isdir(source):
         raise DataError(f"{source}: mask folder not found")
-    ids = {split: _read_ids(os.path.join(voc, "ImageSets", "Segmentation", f"{split}.txt")) for split in VOC_SPLITS}
+    ids = {split: read_ids(os.path.join(voc, "ImageSets", "Segmentation", f"{split}.txt")) for split in VOC_SPLITS}
     ids = {split: values for split, values in ids.items() if values is not None}
     if masks == "aug":
         val = set(ids.get("val", []))
@@ -79,12 +80,6 @@ def find_voc_root(path: str) -> str | None:
             return candidate
     return None
 
-
-def _read_ids(path: str) -> list[str] | None:
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return [line.split()[0] for line in handle if line.strip()]
 
 
 def _first_mask_mode(folder: str) -> str:
