@@ -9,6 +9,7 @@ wheel: nothing is downloaded, and nothing the commands need can come from the ch
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -20,6 +21,8 @@ import pytest
 from tests.support.sandbox import _write_labelme_folder
 
 REPO = Path(__file__).resolve().parents[1]
+NOT_SOURCE = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache",
+              "snapshots", "output", "demo_output")
 pytestmark = pytest.mark.slow  # builds a wheel, makes a virtual environment, runs the demo
 
 
@@ -36,8 +39,10 @@ def _run(*command, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess
 def installed(module_tmp) -> Path:
     """A fresh virtual environment holding the wheel built from this checkout; its bin folder."""
     root = module_tmp("wheel")
+    # built from a copy: an in-tree build would leave build/ in the checkout, and stale modules there would be packed
+    source = shutil.copytree(REPO, root / "source", ignore=shutil.ignore_patterns(*NOT_SOURCE))
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", root / "dist",
-         REPO, cwd=root)
+         source, cwd=root)
     (wheel,) = (root / "dist").glob("refinenet_tf-*.whl")
     _run(sys.executable, "-m", "venv", "--without-pip", root / "venv", cwd=root)
     _run(sys.executable, "-m", "pip", "--python", root / "venv" / "bin" / "python", "install", "--no-deps", "--quiet",
