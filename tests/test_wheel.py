@@ -1,5 +1,6 @@
-"""The wheel is complete: built from this checkout, installed into a fresh virtual environment outside the
-repository, its console scripts run a conversion and a short demo, importing nothing from the source tree.
+"""The wheel is complete: built with ``python -m build`` (a wheel and an sdist) from this checkout, installed into a
+fresh virtual environment outside the repository, its console scripts run a conversion and a short demo, importing
+nothing from the source tree.
 
 The fresh environment gets its third-party packages (TensorFlow and the rest, several GB) from the test's own
 environment through a ``.pth`` line, after its own site-packages, so that only refinenet_tf itself comes from the
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +43,13 @@ def installed(module_tmp) -> Path:
     root = module_tmp("wheel")
     # built from a copy: an in-tree build would leave build/ in the checkout, and stale modules there would be packed
     source = shutil.copytree(REPO, root / "source", ignore=shutil.ignore_patterns(*NOT_SOURCE))
-    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", root / "dist",
-         source, cwd=root)
+    _run(sys.executable, "-m", "build", "--no-isolation", "--outdir", root / "dist", source, cwd=root)
     (wheel,) = (root / "dist").glob("refinenet_tf-*.whl")
+    (sdist,) = (root / "dist").glob("refinenet_tf-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert {"pyproject.toml", "README.md", "refinenet_tf/predict/graph.py", "refinenet_tf/data/layouts/coco.py",
+            "refinenet_tf/tf_quiet.py"} <= names
     _run(sys.executable, "-m", "venv", "--without-pip", root / "venv", cwd=root)
     _run(sys.executable, "-m", "pip", "--python", root / "venv" / "bin" / "python", "install", "--no-deps", "--quiet",
          wheel, cwd=root)
