@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from refinenet_tf.cli import flags
-from refinenet_tf.data.class_table import read_class_table
+from refinenet_tf.data.class_table import ClassTable, read_class_table
 from refinenet_tf.data.layouts import (
     LAYOUTS,
     ConversionOptions,
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise ConfigError("converting masks needs --format rgb, palette or cityscapes (index masks need no conversion)")
     if args.output_dir is None:
         raise ConfigError("--output-dir is required (converted masks never replace their inputs)")
-    table = read_class_table(args.class_dict) if args.class_dict else None
+    table = given_table(args)
     converter = MaskConverter(args.format, table, args.ignore_label, args.unknown)
     jobs = plan_jobs(args.inputs, args.output_dir, args.format)
     result = convert_mask_files(jobs, converter, args.workers, options.progress)
@@ -152,14 +152,14 @@ def prepare_layout(args: argparse.Namespace, options: ConversionOptions) -> Prep
         if len(args.inputs) != 2:
             raise ConfigError("--layout coco takes the instances file and the images folder: ANNOTATIONS.json IMAGES")
         annotations, images = args.inputs
-        table = read_class_table(args.class_dict) if args.class_dict else None
+        table = given_table(args)
         return prepare_coco_dataset(annotations, images, args.name, args.lists_dir, args.output_dir, table,
                                     args.val_fraction, args.random_seed, options)
     if layout == "folders":
         if len(args.inputs) != 2:
             raise ConfigError("--layout folders takes two folders: IMAGES MASKS")
         images, masks = args.inputs
-        table = read_class_table(args.class_dict) if args.class_dict else None
+        table = given_table(args)
         return prepare_folder_dataset(images, masks, args.name or os.path.basename(os.path.normpath(os.path.abspath(masks))),
                                       args.lists_dir, args.format or "auto", table, args.output_dir,
                                       args.val_fraction, args.random_seed, options)
@@ -180,10 +180,15 @@ def prepare_layout(args: argparse.Namespace, options: ConversionOptions) -> Prep
     if layout == "ade20k":
         return prepare_ade20k_dataset(root, args.name or "ade20k", args.lists_dir, args.output_dir, options)
     if layout == "labelme":
-        table = read_class_table(args.class_dict) if args.class_dict else None
+        table = given_table(args)
         return prepare_labelme_dataset(root, args.name, args.lists_dir, args.output_dir, table, args.val_fraction,
                                        args.random_seed, options)
     return prepare_cityscapes_dataset(root, args.name or "cityscapes", args.lists_dir, args.output_dir, options)
+
+
+def given_table(args: argparse.Namespace) -> ClassTable | None:
+    """The ``--class-dict`` table, when one is given."""
+    return read_class_table(args.class_dict) if args.class_dict else None
 
 
 def report(dataset: PreparedDataset) -> None:

@@ -219,13 +219,19 @@ def cityscapes_table() -> ClassTable:
 def voc_table() -> ClassTable:
     """PASCAL VOC's 21 classes in the VOC palette (background is black, so it is a class here)."""
     colours = voc_palette(len(VOC_CLASS_NAMES))
-    return ClassTable(VOC_CLASS_NAMES, tuple(tuple(int(v) for v in c) for c in colours))
+    return ClassTable(VOC_CLASS_NAMES, colours)
 
 
 def ade20k_table() -> ClassTable:
     """ADE20K's 150 classes, indexed 0..149 (its mask values less one), in the VOC palette's colours after black."""
-    colours = voc_palette(len(ADE20K_CLASS_NAMES) + 1)[1:]
-    return ClassTable(ADE20K_CLASS_NAMES, tuple(tuple(int(v) for v in c) for c in colours))
+    return ClassTable(ADE20K_CLASS_NAMES, voc_palette(len(ADE20K_CLASS_NAMES) + 1)[1:])
+
+
+def table_with_background(names: Sequence[str]) -> ClassTable:
+    """``background`` as class 0 and ``names`` after it, in the VOC palette's colours (background black): the table
+    of labels read from annotation files that do not give one."""
+    names = ("background", *names)
+    return ClassTable(names, voc_palette(len(names)))
 
 
 def binary_table() -> ClassTable:

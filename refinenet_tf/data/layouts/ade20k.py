@@ -14,7 +14,7 @@ from refinenet_tf.data.layouts.common import (
     ConversionOptions,
     Pair,
     PreparedDataset,
-    file_stem,
+    converted_pairs,
     finish,
     pair_by_stem,
     refuse_output_inside_inputs,
@@ -46,10 +46,10 @@ def prepare_ade20k_dataset(root: str, name: str = "ade20k", lists_dir: str = "da
         pairing = pair_by_stem(image_files(os.path.join(root, "images", folder)),
                                image_files(os.path.join(root, "annotations", folder)))
         unmatched += pairing.unmatched
-        outputs = [os.path.join(output_dir, folder, file_stem(image) + ".png") for image, _ in pairing.pairs]
-        jobs += [(mask, output) for (_, mask), output in zip(pairing.pairs, outputs, strict=True)]
-        if pairing.pairs:
-            splits[split] = [(image, output) for (image, _), output in zip(pairing.pairs, outputs, strict=True)]
+        pairs, split_jobs = converted_pairs(pairing.pairs, os.path.join(output_dir, folder))
+        jobs += split_jobs
+        if pairs:
+            splits[split] = pairs
     if not splits:
         raise DataError(f"{root}: no image of images/{{training,validation}} has its annotation")
     convert_mask_files(jobs, converter, options.workers, options.progress)

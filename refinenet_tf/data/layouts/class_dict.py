@@ -12,7 +12,7 @@ from refinenet_tf.data.layouts.common import (
     Pair,
     PreparedDataset,
     base_name,
-    file_stem,
+    converted_pairs,
     finish,
     pair_by_stem,
     refuse_output_inside_inputs,
@@ -49,9 +49,8 @@ def prepare_class_dict_dataset(root: str, name: str | None = None, lists_dir: st
             continue
         pairing = pair_by_stem(images, masks)
         unmatched += pairing.unmatched
-        outputs = [os.path.join(output_dir, folder, file_stem(image) + ".png") for image, _ in pairing.pairs]
-        jobs += [(mask, output) for (_, mask), output in zip(pairing.pairs, outputs, strict=True)]
-        splits[split] = [(image, output) for (image, _), output in zip(pairing.pairs, outputs, strict=True)]
+        splits[split], split_jobs = converted_pairs(pairing.pairs, os.path.join(output_dir, folder))
+        jobs += split_jobs
     if not splits:
         raise DataError(f"{root}: no images under {'|'.join(CLASS_DICT_SPLITS)}/images")
     refuse_output_inside_inputs(output_dir, [os.path.join(root, f, "labels") for f in CLASS_DICT_SPLITS])

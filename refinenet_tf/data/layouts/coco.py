@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refinenet_tf.data.class_table import ClassTable
+from refinenet_tf.data.class_table import ClassTable, table_with_background
 from refinenet_tf.data.images import image_size
 from refinenet_tf.data.layouts.common import (
     ConversionOptions,
@@ -32,10 +32,8 @@ from refinenet_tf.data.layouts.common import (
 )
 from refinenet_tf.data.masks import save_index_mask
 from refinenet_tf.errors import ConfigError, DataError, parameter
-from refinenet_tf.palette import voc_palette
 
 INSTALL_HINT = 'pip install "refinenet_tf[coco]"'
-BACKGROUND = "background"
 
 
 @dataclass(frozen=True)
@@ -183,8 +181,7 @@ def _classes(coco: CocoFile, table: ClassTable | None,
              options: ConversionOptions) -> tuple[ClassTable, dict[int, int]]:
     """The class table and each category id's index."""
     if table is None:
-        names = (BACKGROUND, *[coco.categories[key] for key in sorted(coco.categories)])
-        table = ClassTable(names, tuple(tuple(int(v) for v in colour) for colour in voc_palette(len(names))))
+        table = table_with_background([coco.categories[key] for key in sorted(coco.categories)])
     index_of = {class_name: index for index, class_name in enumerate(table.names)}
     unknown = sorted({name for name in coco.categories.values() if name not in index_of})
     if unknown and options.unknown != "ignore":

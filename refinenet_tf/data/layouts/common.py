@@ -115,6 +115,14 @@ def split_pairs(pairs: Sequence[Pair], val_fraction: float, seed: int) -> dict[s
     return splits
 
 
+def converted_pairs(pairs: Sequence[tuple[str, str]], output_folder: str) -> tuple[list[Pair], list[tuple[str, str]]]:
+    """For (image, mask) ``pairs`` whose masks are converted into ``output_folder`` as ``<image stem>.png``: the list
+    pairs (image, converted mask) and the conversion jobs (mask, converted mask)."""
+    outputs = [os.path.join(output_folder, file_stem(image) + ".png") for image, _ in pairs]
+    return ([(image, output) for (image, _), output in zip(pairs, outputs, strict=True)],
+            [(mask, output) for (_, mask), output in zip(pairs, outputs, strict=True)])
+
+
 def write_list(path: str, pairs: Sequence[Pair], data_dir: str) -> str:
     """Write DeepLab list lines ``/image /mask`` (or ``/image``) relative to ``data_dir``."""
     lines = [" ".join(relative(p, data_dir) for p in pair if p is not None) for pair in pairs]

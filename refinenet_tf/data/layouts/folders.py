@@ -10,7 +10,7 @@ from refinenet_tf.data.layouts.common import (
     ConversionOptions,
     PreparedDataset,
     check_val_fraction,
-    file_stem,
+    converted_pairs,
     finish,
     guess_mask_format,
     pair_by_stem,
@@ -51,10 +51,8 @@ def prepare_folder_dataset(images_dir: str, masks_dir: str, name: str, lists_dir
         target = output_dir or os.path.normpath(masks_dir) + "_index"
         refuse_output_inside_inputs(target, [masks_dir])
         converter = MaskConverter(mask_format, table, options.ignore_label, options.unknown)
-        outputs = [os.path.join(target, file_stem(image) + ".png") for image, _ in pairing.pairs]
-        convert_mask_files([(mask, out) for (_, mask), out in zip(pairing.pairs, outputs, strict=True)],
-                           converter, options.workers, options.progress)
-        pairs = [(image, out) for (image, _), out in zip(pairing.pairs, outputs, strict=True)]
+        pairs, jobs = converted_pairs(pairing.pairs, target)
+        convert_mask_files(jobs, converter, options.workers, options.progress)
         table = converter.classes()
     return finish(name, lists_dir, split_pairs(pairs, val_fraction, seed), table, pairing.unmatched)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from refinenet_tf.data.class_table import ClassTable
+from refinenet_tf.data.class_table import ClassTable, table_with_background
 from refinenet_tf.data.images import open_image
 from refinenet_tf.data.layouts.common import (
     ConversionOptions,
@@ -39,7 +39,6 @@ from refinenet_tf.data.layouts.common import (
 )
 from refinenet_tf.data.masks import save_index_mask
 from refinenet_tf.errors import DataError, parameter
-from refinenet_tf.palette import voc_palette
 
 SHAPE_KINDS = ("polygon", "rectangle", "circle", "line", "linestrip", "point")
 LINE_WIDTH = 10  # LabelMe's shape_to_mask default for lines and line strips
@@ -203,9 +202,7 @@ def _classes(annotations: Sequence[LabelMeFile], table: ClassTable | None,
     """The class table, each label's index and the unlabelled pixels' index."""
     labels = sorted({shape.label for annotation in annotations for shape in annotation.shapes} - {IGNORE_NAME})
     if table is None:
-        names = ("background", *[label for label in labels if label not in BACKGROUND_NAMES])
-        colours = tuple(tuple(int(v) for v in colour) for colour in voc_palette(len(names)))
-        table = ClassTable(names, colours)
+        table = table_with_background([label for label in labels if label not in BACKGROUND_NAMES])
     index_of = {class_name: index for index, class_name in enumerate(table.names)}
     unknown = [label for label in labels if label not in index_of and label not in BACKGROUND_NAMES]
     if unknown and options.unknown != "ignore":
