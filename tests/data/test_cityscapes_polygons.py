@@ -12,7 +12,7 @@ from PIL import Image
 from refinenet_tf.data.layouts import ConversionOptions, prepare_cityscapes_dataset
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.errors import DataError
-from tests.support.raster import distance_to_segment, inside_polygon
+from tests.support.raster import distance_to_outline, inside_polygon
 
 QUIET = ConversionOptions(progress=None)
 HEIGHT, WIDTH = 96, 128
@@ -63,8 +63,7 @@ def test_polygon_files_become_train_id_masks_matching_a_numpy_rasterisation(tmp_
         if deleted or label not in TRAIN_ID:
             continue
         points = [tuple(map(float, point)) for point in polygon]
-        edges = list(zip(points, points[1:] + points[:1], strict=True))
-        outline = np.min([distance_to_segment(a, b, xs, ys) for a, b in edges], axis=0)
+        outline = distance_to_outline(points, xs, ys)
         # a closed polygon: its inside and the pixels its outline passes through (integer vertices here)
         reference[inside_polygon(points, xs, ys) | (outline <= 0.5)] = TRAIN_ID[label]
         band |= outline <= 2

@@ -17,7 +17,7 @@ from refinenet_tf.data.class_table import ClassTable
 from refinenet_tf.data.layouts import ConversionOptions, prepare_coco_dataset
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.errors import DataError
-from tests.support.raster import distance_to_segment, inside_polygon
+from tests.support.raster import distance_to_outline, inside_polygon
 
 mask_api = pytest.importorskip("pycocotools.mask", reason="COCO annotations are decoded by pycocotools (coco extra)")
 
@@ -56,11 +56,7 @@ def _polygon_mask(flat: list[float]) -> np.ndarray:
 
 
 def _near_outline(flat: list[float], within: float = 2.0) -> np.ndarray:
-    points = list(zip(flat[0::2], flat[1::2], strict=True))
-    band = np.zeros((HEIGHT, WIDTH), bool)
-    for a, b in zip(points, points[1:] + points[:1], strict=True):
-        band |= distance_to_segment(a, b, XS, YS) <= within
-    return band
+    return distance_to_outline(list(zip(flat[0::2], flat[1::2], strict=True)), XS, YS) <= within
 
 
 def _annotation(annotation_id: int, category_id: int, segmentation, crowd: int = 0) -> dict:

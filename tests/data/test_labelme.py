@@ -20,7 +20,7 @@ from refinenet_tf.data.layouts import ConversionOptions, detect_layout, prepare_
 from refinenet_tf.data.layouts.labelme import LINE_WIDTH, POINT_RADIUS
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.errors import DataError
-from tests.support.raster import distance_to_segment, inside_polygon
+from tests.support.raster import distance_to_outline, inside_polygon
 
 QUIET = ConversionOptions(progress=None)
 HEIGHT, WIDTH = 240, 320
@@ -106,8 +106,7 @@ def _outlines(shapes: list[dict], within: float = 2.0) -> np.ndarray:
             nx, ny = (ay - by) / length * LINE_WIDTH / 2, (bx - ax) / length * LINE_WIDTH / 2
             points, kind = [[ax + nx, ay + ny], [bx + nx, by + ny], [bx - nx, by - ny], [ax - nx, ay - ny]], "polygon"
         if kind == "polygon":
-            for a, b in zip(points, points[1:] + points[:1], strict=True):
-                band |= distance_to_segment(a, b, xs, ys) <= within
+            band |= distance_to_outline(points, xs, ys) <= within
         else:
             (cx, cy), radius = points[0], POINT_RADIUS
             if kind == "circle":

@@ -22,3 +22,9 @@ def distance_to_segment(a, b, xs, ys) -> np.ndarray:
     (ax, ay), (bx, by) = a, b
     t = np.clip(((xs - ax) * (bx - ax) + (ys - ay) * (by - ay)) / ((bx - ax) ** 2 + (by - ay) ** 2), 0, 1)
     return np.hypot(xs - (ax + t * (bx - ax)), ys - (ay + t * (by - ay)))
+
+
+def distance_to_outline(points, xs, ys) -> np.ndarray:
+    """Each pixel coordinate's distance to the closed outline of the polygon ``points``."""
+    edges = zip(points, list(points[1:]) + list(points[:1]), strict=True)
+    return np.min([distance_to_segment(a, b, xs, ys) for a, b in edges], axis=0)
