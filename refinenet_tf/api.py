@@ -19,18 +19,26 @@ from refinenet_tf import checkpoints
 from refinenet_tf.architectures import ARCHITECTURES, check_arch
 from refinenet_tf.data.class_table import FILE_NAME as CLASS_DICT
 from refinenet_tf.data.class_table import ClassTable, read_class_table
-from refinenet_tf.data.images import load_image
+from refinenet_tf.data.images import checked_bands, load_model_image
 from refinenet_tf.data.layouts import prepare_dataset
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.defaults import DEFAULT_ARCH, NUM_CLASSES, REPORT_IMAGES, SNAPSHOT_DIR, TILE_OVERLAP
-from refinenet_tf.description import ModelDescription, default_description, has_description, load_description
+from refinenet_tf.description import (
+    ModelDescription,
+    Preprocessing,
+    default_description,
+    has_description,
+    load_description,
+)
 from refinenet_tf.errors import CheckpointError, ConfigError, DataError
 from refinenet_tf.evaluate.job import EvaluationJob, run_evaluation_job
 from refinenet_tf.export import BFLOAT16_FORMATS, export_model
 from refinenet_tf.hardware import choose_precision
 from refinenet_tf.palette import colourise
+from refinenet_tf.predict.decision import LabelRule
 from refinenet_tf.predict.graph import PredictOptions
 from refinenet_tf.predict.inference_graph import checked_rgb
+from refinenet_tf.predict.int8 import is_quantized
 from refinenet_tf.predict.predictor import Predictor
 from refinenet_tf.predict.segment import labels_of
 from refinenet_tf.predict.tiling import check_overlap, check_tile_setting
@@ -99,7 +107,9 @@ class RefineNet:
         if self._described:
             self._description = load_description(model)
             self._check_against(self._description, f"the model description of {model}")
-        if model is not None and _holds_checkpoint(model):
+        if model is not None and is_quantized(model):  # an int8 model folder: its ONNX models stand for weights
+            self.checkpoint = model
+        elif model is not None and _holds_checkpoint(model):
             self.checkpoint = checkpoints.resolve_checkpoint(model)
 
     # --- the model ----------------------------------------------------------------------------------------
@@ -148,8 +158,9 @@ class RefineNet:
         settings.setdefault("threads", self.threads)
         config = TrainConfig(description=description, data_dir=data.data_dir, data_list=data.list_path,
                              snapshot_dir=snapshot_dir, **settings)
-        result = Trainer(config).run(on_step)
-        self._description, self._described = description, True
+        trainer = Trainer(config)
+        result = trainer.run(on_step)
+        self._description, self._described = trainer.config.description, True  # with the input fitted to the data
         if result.snapshot is not None:
             self.checkpoint = result.snapshot
             self._close_predictors()
@@ -159,23 +170,30 @@ class RefineNet:
 
     def deploy(self, image=None, image_file: str | None = None, output_file: str | None = None,
                scales: Sequence[float] = (1.0,), fusion: str = "max", flip: bool = False, tile=None,
-               tile_overlap: float = TILE_OVERLAP) -> np.ndarray:
+               tile_overlap: float = TILE_OVERLAP, threshold: float | None = None,
+               min_confidence: float | None = None) -> np.ndarray:
         """Segment one image: ``image`` (HxWx3 uint8 RGB array or PIL image) or ``image_file``.
 
         Returns the HxW int32 class-index mask; ``output_file`` also receives it painted in the model's
         class colours (PNG). ``scales``, ``fusion`` and ``flip`` select multi-scale / mirrored prediction.
         ``tile=(height, width)`` (multiples of 32) predicts in overlapping windows sharing ``tile_overlap`` of a
         tile, blended, so memory follows the tile; ``tile='auto'`` tiles only an image too large for memory.
+        ``threshold`` (two-class models) makes foreground where its probability is at least that; with
+        ``min_confidence`` pixels whose top probability is below it are unknown: the model's ignore label, painted
+        in the void colour (see :mod:`refinenet_tf.predict.decision`).
         """
         if (image is None) == (image_file is None):
             raise ConfigError("deploy() needs exactly one of image= (array or PIL image) and image_file=")
         check_tile_setting(tile)
         check_overlap(tile_overlap)
-        rgb = load_image(image_file) if image_file is not None else _as_rgb(image)
-        labels, _ = labels_of(self._predictor(tuple(scales), fusion, flip), rgb, tile, tile_overlap)
+        rule = self._rule(threshold, min_confidence)
+        rgb = (load_model_image(image_file, self.description.preprocessing) if image_file is not None
+               else _as_model_input(image, self.description.preprocessing))
+        labels, _ = labels_of(self._predictor(tuple(scales), fusion, flip), rgb, tile, tile_overlap, rule=rule)
         if output_file is not None:
+            void_label = self.description.ignore_label if min_confidence is not None else None
             try:
-                Image.fromarray(colourise(labels, self.description.palette())).save(output_file)
+                Image.fromarray(colourise(labels, self.description.palette(), void_label)).save(output_file)
             except (OSError, ValueError) as error:
                 raise ConfigError(f"{output_file}: cannot write the mask ({error})") from None
         return labels
@@ -185,20 +203,23 @@ class RefineNet:
     def eval(self, dataset: str, output_file: str | None = None, data_dir: str | None = None,
              split: str | None = None, scales: Sequence[float] = (1.0,), fusion: str = "max", flip: bool = False,
              save_dir: str | None = None, report: str | None = None, report_images: int = REPORT_IMAGES,
-             tile=None, tile_overlap: float = TILE_OVERLAP) -> dict:
+             tile=None, tile_overlap: float = TILE_OVERLAP, threshold: float | None = None,
+             min_confidence: float | None = None) -> dict:
         """Score the model on a labelled ``dataset`` (as in :meth:`train`; default split val, then test).
 
         Returns the results dict (per-class and mean IoU, accuracies, confusion matrix), also written
         to ``output_file`` as JSON when given; ``save_dir`` receives the predicted masks. ``report`` is a
         folder for the HTML report (``index.html``, charts, the ``report_images`` worst and best images;
         needs matplotlib), which links ``output_file`` or writes its own results.json. ``tile`` and
-        ``tile_overlap`` as in :meth:`deploy`.
+        ``tile_overlap``, ``threshold`` and ``min_confidence`` as in :meth:`deploy`; with ``min_confidence`` the
+        unknown pixels count as misses of their class and the results add ``coverage`` and ``accuracy_covered``.
         """
         checkpoint = self._require_checkpoint("eval")
         data = self._dataset(dataset, data_dir, split, EVAL_SPLITS, "eval")
         options = PredictOptions(tuple(scales), fusion, flip)
         samples = read_list_file(data.data_dir, data.list_path)
-        job = EvaluationJob(options, tile=tile, tile_overlap=tile_overlap, precision=self.precision,
+        job = EvaluationJob(options, tile=tile, tile_overlap=tile_overlap,
+                            rule=self._rule(threshold, min_confidence), precision=self.precision,
                             threads=self.threads, save_dir=save_dir, results_file=output_file, report=report,
                             report_images=report_images)
         return run_evaluation_job(checkpoint, samples, self.description, data.list_path, job)[1]
@@ -264,6 +285,12 @@ class RefineNet:
         if not _holds_checkpoint(self.model):
             return self.model
         return self.model if os.path.isdir(self.model) and self._described else None
+
+    def _rule(self, threshold: float | None, min_confidence: float | None) -> LabelRule:
+        """The LabelRule of ``threshold`` and ``min_confidence``, checked against the model."""
+        rule = LabelRule(threshold, min_confidence)
+        rule.check_classes(self.description.num_classes)
+        return rule
 
     def _require_checkpoint(self, action: str) -> str:
         if self.checkpoint is None:
@@ -334,8 +361,10 @@ def _holds_checkpoint(path: str) -> bool:
     return True
 
 
-def _as_rgb(image) -> np.ndarray:
-    """A PIL image or an array as a uint8 HxWx3 RGB array."""
+def _as_model_input(image, preprocessing: Preprocessing) -> np.ndarray:
+    """A PIL image or an array as the model takes it: uint8 HxWx3 RGB, or HxWxbands of a model of other bands."""
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    return checked_rgb(image, also=" or a PIL image")
+        image = np.asarray(image.convert("RGB"), dtype=np.uint8) if preprocessing.is_rgb else np.asarray(image)
+    if preprocessing.is_rgb:
+        return checked_rgb(image, also=" or a PIL image")
+    return checked_bands(np.asarray(image), preprocessing, "image")

@@ -1,4 +1,4 @@
-"""Checkpoints: find them, restore them strictly with clear messages, and save snapshots safely.
+"""Checkpoints: find them, and restore them strictly with clear messages (:mod:`refinenet_tf.snapshots` saves them).
 
 Snapshots are DeepLab-style ``model.ckpt-<step>`` files in one directory, listed by TensorFlow's
 ``checkpoint`` state file, with the model description (``model.json``) beside them.
@@ -6,8 +6,6 @@ Snapshots are DeepLab-style ``model.ckpt-<step>`` files in one directory, listed
 
 from __future__ import annotations
 
-import errno
-import glob
 import logging
 import os
 import re
@@ -18,20 +16,16 @@ import numpy as np
 import tensorflow as tf
 
 from refinenet_tf.architectures import is_backbone_variable, is_classifier_variable
-from refinenet_tf.defaults import KEEP_SNAPSHOTS
-from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import CheckpointError, parameter
-from refinenet_tf.files import write_text_atomically
+from refinenet_tf.weights.input_bands import is_rgb_input_kernel
 from refinenet_tf.weights.source import describe_names
 
 v1 = tf.compat.v1
 
 SNAPSHOT_PREFIX = "model.ckpt"
 STATE_FILE = "checkpoint"
-_TEMPORARY_MARK = ".tmp-"
 _CHECKPOINT_SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
 _MAX_LISTED = 5
-_TF_ERROR_FRAME = ("Graph execution error", "Detected at node", "File ", "Node:", "[[", "Hint:")
 _LOG = logging.getLogger(__name__)
 _GROUPS = ("backbone", "decoder", "classifier")
 _TRAINING_STATE = re.compile(r"(/Momentum(_\d+)?|/Adam(_\d+)?|^beta[12]_power(_\d+)?)$")
@@ -141,7 +135,8 @@ def check_trained_model(path: str, model_shapes: dict[str, list[int]]) -> str:
 
 
 def initialise_from(session: v1.Session, path: str, variables: Sequence[tf.Variable],
-                    not_restore_last: bool = False) -> RestoreReport:
+                    not_restore_last: bool = False,
+                    adapt_input: Callable[[np.ndarray], np.ndarray] | None = None) -> RestoreReport:
     """Start a model from another checkpoint: every model variable it holds, by name and shape.
 
     For converted, DeepLab and ImageNet backbone-only checkpoints and snapshots of other runs. Optimizer
@@ -149,7 +144,8 @@ def initialise_from(session: v1.Session, path: str, variables: Sequence[tf.Varia
     not at all (a checkpoint holding part of one is another architecture), and a shape clash outside the
     classifier is an error naming the variable. The classifier is restored when its shape fits, unless
     ``not_restore_last`` (``--not-restore-last``). Variables not restored, and any optimizer slot or step
-    among ``variables``, keep their current values.
+    among ``variables``, keep their current values. ``adapt_input`` turns the checkpoint's RGB first kernel
+    ``[k, k, 3, filters]`` into the model's (a model of other bands, see :mod:`refinenet_tf.weights.input_bands`).
     """
     prefix = resolve_checkpoint(path)
     reader = open_checkpoint(prefix)
@@ -157,7 +153,11 @@ def initialise_from(session: v1.Session, path: str, variables: Sequence[tf.Varia
     by_name = {name: variable for name, variable in _by_name(variables).items() if not is_training_state(name)}
     wanted = {name: variable for name, variable in by_name.items()
               if not (not_restore_last and is_classifier_variable(name))}
-    _check_shapes(prefix, _shapes_of(wanted), shapes, suggest_not_restore_last=True)
+    adapted = {} if adapt_input is None else {
+        name: adapt_input for name, variable in wanted.items()
+        if name in shapes and is_rgb_input_kernel(shapes[name], variable.shape.as_list())}
+    _check_shapes(prefix, _shapes_of({name: v for name, v in wanted.items() if name not in adapted}), shapes,
+                  suggest_not_restore_last=True)
     loadable = {name: variable for name, variable in wanted.items() if name in shapes}
     if not loadable:
         raise CheckpointError(f"{prefix}: shares no variable with the model ({_holds(shapes, by_name)}); "
@@ -169,116 +169,17 @@ def initialise_from(session: v1.Session, path: str, variables: Sequence[tf.Varia
             missing = sorted(set(members) - set(held))
             raise CheckpointError(f"{prefix}: holds {len(held)} of the model's {len(members)} {group} variables, "
                                   f"not {_summarise(missing)} ({_holds(shapes, by_name)}); check {parameter('arch')}")
-    _assign(session, loadable, reader)
+    _assign(session, loadable, reader, adapted)
+    for name in adapted:
+        _LOG.info("%s: the checkpoint's RGB filters %s adapted to the model's %d input bands %s", name,
+                  shapes[name], wanted[name].shape[2], "(RGB kept, further bands from their mean)"
+                  if wanted[name].shape[2] >= 3 else "(from their sum: a grey image is R = G = B)")
     report = RestoreReport(prefix, tuple(sorted(loadable)), tuple(sorted(set(by_name) - set(loadable))),
                            tuple(sorted(set(shapes) - set(by_name))))
     _LOG.info(report.summary())
     if any(variable_group(name) == "backbone" for name in report.fresh):
         _LOG.warning("%s holds no backbone: the backbone starts from random weights", prefix)
     return report
-
-
-class SnapshotWriter:
-    """Writes variables as one TensorFlow checkpoint, the format ``tf.train.Saver`` writes and
-    ``tf.train.load_checkpoint`` reads, through a single save op.
-
-    A Saver also builds restore ops for every variable (a fifth of a small training graph's operations, each
-    costing Python time to build); snapshots are read by :func:`restore` and :func:`initialise_from` through the
-    variables' initializers, so only the save op is built. Build it before the graph is finalized.
-    """
-
-    def __init__(self, values: dict[str, tf.Tensor]) -> None:
-        """``values``: checkpoint name -> the tensor to save under it."""
-        self.values = dict(values)
-        self._prefix = v1.placeholder(tf.string, [], name="snapshot_prefix")
-        names = sorted(self.values)
-        self._save = tf.raw_ops.SaveV2(prefix=self._prefix, tensor_names=names, shape_and_slices=[""] * len(names),
-                                       tensors=[self.values[name] for name in names], name="save_snapshot")
-
-    @classmethod
-    def of(cls, variables: Sequence[tf.Variable]) -> SnapshotWriter:
-        """A writer of ``variables`` under their names (``name`` without ``:0``)."""
-        return cls({variable_name(variable): _read(variable) for variable in variables})
-
-    def only(self, keep: Callable[[str], bool]) -> SnapshotWriter:
-        """A writer of the names ``keep`` accepts, reading the same tensors."""
-        return SnapshotWriter({name: value for name, value in self.values.items() if keep(name)})
-
-    def save(self, session: v1.Session, prefix: str) -> str:
-        """Write ``prefix.index`` and ``prefix.data-00000-of-00001``; returns ``prefix``."""
-        session.run(self._save, {self._prefix: prefix})
-        return prefix
-
-
-def _read(variable: tf.Variable) -> tf.Tensor:
-    """One read of a resource variable's value: the bare operation, which TensorFlow builds in a fraction of the
-    Python time that ``variable.value()`` takes (that also records the read for gradients and copies shape data)."""
-    return tf.raw_ops.ReadVariableOp(resource=variable.handle, dtype=variable.dtype.base_dtype)
-
-
-def save_snapshot(writer: SnapshotWriter, session: v1.Session, snapshot_dir: str, step: int,
-                  description: ModelDescription, keep: int = KEEP_SNAPSHOTS) -> str:
-    """Write ``snapshot_dir/model.ckpt-<step>`` and ``model.json``; returns the checkpoint prefix.
-
-    The files are written under a temporary name and renamed (data first, the index last), and only
-    then is the ``checkpoint`` state file replaced atomically: a kill at any moment leaves the previous
-    snapshot listed and complete. Only the newest ``keep`` snapshots are kept. A failed write (a full
-    disk, say) removes its partial files and raises :class:`CheckpointError` naming the intact snapshot.
-    """
-    name = f"{SNAPSHOT_PREFIX}-{step}"
-    previous = _listed_snapshots(snapshot_dir) if os.path.isdir(snapshot_dir) else []
-    kept = ([p for p in previous if p != name][-(keep - 1):] if keep > 1 else []) + [name]
-    try:
-        os.makedirs(snapshot_dir, exist_ok=True)
-        _remove_files(glob.glob(os.path.join(snapshot_dir, _TEMPORARY_MARK + SNAPSHOT_PREFIX + "*")))
-        _write_snapshot_files(writer, session, snapshot_dir, name)
-        description.save(snapshot_dir)
-        _write_state(snapshot_dir, kept)
-    except (OSError, tf.errors.OpError) as error:
-        _remove_files(glob.glob(os.path.join(snapshot_dir, _TEMPORARY_MARK + SNAPSHOT_PREFIX + "*")))
-        if name not in previous:
-            _remove_files(glob.glob(glob.escape(os.path.join(snapshot_dir, name)) + ".*"))
-        raise _save_error(snapshot_dir, name, previous, error) from None
-    for old in previous:
-        if old not in kept:
-            _remove_files(glob.glob(glob.escape(os.path.join(snapshot_dir, old)) + ".*"))
-    return os.path.join(snapshot_dir, name)
-
-
-def _write_snapshot_files(writer: SnapshotWriter, session: v1.Session, snapshot_dir: str, name: str) -> None:
-    """Save under a temporary name, then rename each file into place, the index last."""
-    temporary = os.path.join(snapshot_dir, _TEMPORARY_MARK + name)
-    writer.save(session, temporary)
-    files = sorted(glob.glob(glob.escape(temporary) + ".*"), key=lambda file: file.endswith(".index"))
-    for file in files:
-        os.replace(file, os.path.join(snapshot_dir, name + file[len(temporary):]))
-
-
-def _save_error(snapshot_dir: str, name: str, previous: Sequence[str], error: Exception) -> CheckpointError:
-    """A one-line message: what failed, whether the disk is full, and which snapshot is still good."""
-    if _is_disk_full(error):
-        problem = "the disk is full (no space left on device); free some space"
-    else:
-        problem = f"{_error_reason(error)}; fix the problem"
-    intact = (f"the previous snapshot {os.path.join(snapshot_dir, previous[-1])} is intact"
-              if previous else "there is no earlier snapshot")
-    return CheckpointError(f"{snapshot_dir}: cannot save {name}: {problem} and run the same command to resume; "
-                           f"{intact}")
-
-
-def _is_disk_full(error: Exception) -> bool:
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = (getattr(error, "message", None) or str(error)).lower()
-    return "no space left" in text or "quota exceeded" in text
-
-
-def _error_reason(error: Exception) -> str:
-    """The informative line of an OSError or of a TensorFlow error (skipping its 'Graph execution' frame)."""
-    text = getattr(error, "message", None) or str(error)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(_TF_ERROR_FRAME)]
-    return (useful or lines or [type(error).__name__])[0]
 
 
 def step_of(prefix: str) -> int | None:
@@ -325,14 +226,18 @@ def _check_shapes(prefix: str, wanted: dict[str, list[int]], shapes: dict[str, l
         raise CheckpointError(message)
 
 
-def _assign(session: v1.Session, variables: dict[str, tf.Variable], reader) -> None:
-    """Set the variables' values with one run of their initializers (adds no op to the graph)."""
+def _assign(session: v1.Session, variables: dict[str, tf.Variable], reader,
+            transforms: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None) -> None:
+    """Set the variables' values with one run of their initializers (adds no op to the graph); ``transforms``
+    change some checkpoint values on the way."""
     if not variables:
         return
     feed = {}
     for name, variable in variables.items():
-        feed[variable.initializer.inputs[1]] = np.asarray(reader.get_tensor(name),
-                                                          dtype=variable.dtype.base_dtype.as_numpy_dtype)
+        value = reader.get_tensor(name)
+        if transforms and name in transforms:
+            value = transforms[name](value)
+        feed[variable.initializer.inputs[1]] = np.asarray(value, dtype=variable.dtype.base_dtype.as_numpy_dtype)
     session.run([variable.initializer for variable in variables.values()], feed_dict=feed)
 
 
@@ -369,27 +274,6 @@ def _scopes(names: Sequence[str]) -> str:
 def _summarise(names: Sequence[str]) -> str:
     shown = ", ".join(names[:_MAX_LISTED])
     return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
-
-
-def _listed_snapshots(snapshot_dir: str) -> list[str]:
-    state = tf.train.get_checkpoint_state(snapshot_dir)
-    if state is None:
-        return []
-    return [os.path.basename(path) for path in state.all_model_checkpoint_paths]
-
-
-def _write_state(snapshot_dir: str, names: Sequence[str]) -> None:
-    """Replace the ``checkpoint`` state file atomically; the last name is the latest snapshot."""
-    lines = [f'model_checkpoint_path: "{names[-1]}"'] + [f'all_model_checkpoint_paths: "{n}"' for n in names]
-    write_text_atomically(os.path.join(snapshot_dir, STATE_FILE), "\n".join(lines) + "\n")
-
-
-def _remove_files(paths: Sequence[str]) -> None:
-    for path in paths:
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
 
 
 def _first_line(error: Exception) -> str:

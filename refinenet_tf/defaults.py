@@ -30,7 +30,7 @@ SAVE_DIRECTORY = "./output/"  # inference.py
 DEFAULT_ARCH = "refinenet-resnet101"
 DECODER_LR_MULT = 10.0  # new layers learn this much faster than the backbone (DeepLab's last-layer factor)
 LOG_EVERY = 10  # training progress line every this many steps
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".npy")
 
 # Class-balanced training (train.py --loss, --class-weights)
 LOSS = "cross-entropy"
@@ -53,3 +53,8 @@ AUTO_TILE_MEMORY_FRACTION = 0.25
 
 # The HTML evaluation report (--report)
 REPORT_IMAGES = 6  # the report shows this many worst and this many best images
+
+# int8 quantization (python -m refinenet_tf quantize, --precision int8)
+CALIBRATION_IMAGES = 100  # images whose activation ranges set the int8 scales
+INT8_TOLERANCE = 1.0  # mean IoU points int8 may lose against float32 before layers go back to float
+SENSITIVITY_IMAGES = 4  # calibration images the per-layer sensitivity ranking runs on

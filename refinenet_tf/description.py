@@ -25,6 +25,7 @@ from refinenet_tf.version import __version__
 
 FILE_NAME = "model.json"
 WRITER_KEY = "refinenet_tf_version"  # the version of refinenet-tf that wrote a model.json
+INT8_KEY = "int8"  # a quantized model folder's section: how it was quantized (read by refinenet_tf.predict.int8)
 _LOG = logging.getLogger(__name__)
 FORMAT = "refinenet-tf model description"
 FORMAT_VERSION = 1
@@ -35,6 +36,7 @@ IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 KERAS_RESNET_MEAN_BGR = (103.939, 116.779, 123.68)
 
+INPUT_DTYPES = ("uint8", "uint16", "float32")  # what the model's images hold: 8-bit, 16-bit, or any numbers
 STRIDE_PLACEMENTS = ("1x1", "3x3")
 PADDINGS = ("same", "symmetric")
 CHANNEL_ORDERS = ("RGB", "BGR")
@@ -42,22 +44,44 @@ CHANNEL_ORDERS = ("RGB", "BGR")
 
 @dataclass
 class Preprocessing:
-    """How a uint8 RGB image becomes network input: ``(reorder(image) * scale - mean) / std``."""
+    """How an image becomes network input: ``(reorder(image) * scale - mean) / std``.
+
+    An RGB model's images are uint8 RGB (``channel_order`` says whether the network sees them as RGB or BGR).
+    Other models take ``channels`` bands (one ``mean`` and ``std`` per band, in the file's band order,
+    ``channel_order`` RGB: no reordering) of ``input_dtype`` values: grey, 16-bit, RGB+NIR, multispectral.
+    """
 
     channel_order: str = "BGR"
     scale: float = 1.0
-    mean: tuple[float, float, float] = IMG_MEAN
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    mean: tuple[float, ...] = IMG_MEAN
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    input_dtype: str = "uint8"
 
     def __post_init__(self) -> None:
         if self.channel_order not in CHANNEL_ORDERS:
             raise DescriptionError(f"preprocessing.channel_order must be one of {CHANNEL_ORDERS}, got {self.channel_order!r}")
-        self.mean = _triple(self.mean, "preprocessing.mean")
-        self.std = _triple(self.std, "preprocessing.std")
+        if self.input_dtype not in INPUT_DTYPES:
+            raise DescriptionError(f"preprocessing.input_dtype must be one of {INPUT_DTYPES}, got {self.input_dtype!r}")
+        self.mean = _per_band(self.mean, "preprocessing.mean")
+        self.std = _per_band(self.std, "preprocessing.std", len(self.mean))
+        if self.channel_order == "BGR" and len(self.mean) != 3:
+            raise DescriptionError(f"preprocessing.channel_order BGR needs 3 bands, the mean has {len(self.mean)}")
+        if any(value <= 0 for value in self.std):
+            raise DescriptionError(f"preprocessing.std must be positive, got {list(self.std)}")
         self.scale = float(self.scale)
 
+    @property
+    def channels(self) -> int:
+        """How many bands the model's images have (3 for RGB)."""
+        return len(self.mean)
+
+    @property
+    def is_rgb(self) -> bool:
+        """True for a model of uint8 RGB images (every model before N-band support)."""
+        return self.channels == 3 and self.input_dtype == "uint8"
+
     def apply(self, images_rgb):
-        """Graph op: float NHWC RGB images in 0..255 -> network input."""
+        """Graph op: NHWC images (``channels`` bands, any numeric type) -> network input."""
         import tensorflow as tf  # deferred: reading and writing descriptions needs no TensorFlow
 
         images = tf.cast(images_rgb, tf.float32)
@@ -66,7 +90,7 @@ class Preprocessing:
         return (images * self.scale - tf.constant(self.mean, tf.float32)) / tf.constant(self.std, tf.float32)
 
     def apply_numpy(self, images_rgb: np.ndarray) -> np.ndarray:
-        """The same as :meth:`apply` on a NumPy array (..., 3)."""
+        """The same as :meth:`apply` on a NumPy array (..., channels)."""
         images = np.asarray(images_rgb, dtype=np.float32)
         if self.channel_order == "BGR":
             images = images[..., ::-1]
@@ -74,8 +98,8 @@ class Preprocessing:
         std = np.asarray(self.std, np.float32)
         return ((images * np.float32(self.scale) - mean) / std).astype(np.float32)
 
-    def fill_value_rgb(self) -> tuple[float, float, float]:
-        """The RGB 0..255 colour that preprocesses to zero (the padding colour for crops)."""
+    def fill_value(self) -> tuple[float, ...]:
+        """The pixel value, one per band in the image's order, that preprocesses to zero (the padding of crops)."""
         mean_in_order = np.asarray(self.mean) / self.scale
         rgb = mean_in_order[::-1] if self.channel_order == "BGR" else mean_in_order
         return tuple(float(v) for v in rgb)
@@ -145,6 +169,8 @@ class ModelDescription:
         data = dataclasses.asdict(self)
         data["preprocessing"]["mean"] = list(self.preprocessing.mean)
         data["preprocessing"]["std"] = list(self.preprocessing.std)
+        if self.preprocessing.input_dtype == "uint8":  # as before N-band support: older versions read it
+            del data["preprocessing"]["input_dtype"]
         return {"format": FORMAT, "version": FORMAT_VERSION, WRITER_KEY: __version__, **data}
 
     @classmethod
@@ -156,6 +182,7 @@ class ModelDescription:
         if version > FORMAT_VERSION:
             raise DescriptionError(f"{source}: description version {version} is newer than this refinenet-tf reads")
         warn_if_newer_major(data.pop(WRITER_KEY, None), source)
+        data.pop(INT8_KEY, None)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -233,8 +260,8 @@ def load_description(path: str) -> ModelDescription:
     return ModelDescription.from_dict(data, source=json_path)
 
 
-def _triple(values, name: str) -> tuple[float, float, float]:
+def _per_band(values, name: str, bands: int | None = None) -> tuple[float, ...]:
     values = tuple(float(v) for v in values)
-    if len(values) != 3:
-        raise DescriptionError(f"{name} must have 3 values, got {len(values)}")
+    if not values or (bands is not None and len(values) != bands):
+        raise DescriptionError(f"{name} must have {bands or 'at least 1'} values (one per band), got {len(values)}")
     return values

@@ -54,3 +54,7 @@ class ConfigError(RefineNetError):
 
 class TrainingError(RefineNetError):
     """Training cannot go on (e.g. the loss became non-finite); the message names the step."""
+
+
+class QuantizationError(RefineNetError):
+    """int8 quantization cannot meet its accuracy tolerance; the message says the best it reached."""

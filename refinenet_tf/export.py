@@ -23,7 +23,8 @@ format                    file                             input -> outputs
                                                            ``probabilities``
 ========================  ===============================  ==============================================
 
-H and W are free unless ``input_size`` fixes them. A TFLite model with free sizes needs
+A model of other bands (grey, 16-bit, RGB+NIR, ...) takes its own bands and type where the table says uint8 and 3
+(its model.json records them). H and W are free unless ``input_size`` fixes them. A TFLite model with free sizes needs
 ``interpreter.resize_tensor_input(index, [H, W, 3])`` and ``allocate_tensors()`` before each new size.
 ONNX needs the optional packages ``tf2onnx`` and ``onnxruntime`` (``pip install refinenet_tf[onnx]``).
 """
@@ -39,8 +40,9 @@ from refinenet_tf.checkpoints import resolve_checkpoint
 from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import ConfigError, parameter
 from refinenet_tf.hardware import choose_precision
-from refinenet_tf.predict.inference_graph import INPUT, build_inference_graph
+from refinenet_tf.predict.inference_graph import INPUT, InputSpec, build_inference_graph
 from refinenet_tf.predict.predictor import description_for_checkpoint
+from refinenet_tf.quantize.onnx_graph import graph_to_onnx
 
 v1 = tf.compat.v1
 
@@ -49,7 +51,6 @@ BFLOAT16_FORMATS = ("saved_model", "frozen")  # the converters of the others hav
 FILE_NAMES = {"frozen": "model.pb", "tflite": "model.tflite", "onnx": "model.onnx"}
 SIGNATURE = "serving_default"
 SERVED_OUTPUTS = ("labels", "probabilities")
-ONNX_OPSET = 17
 
 
 def export_model(checkpoint: str, output_dir: str, format: str = "saved_model",
@@ -64,6 +65,9 @@ def export_model(checkpoint: str, output_dir: str, format: str = "saved_model",
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
     precision = choose_precision(precision).precision
+    if precision == "int8":
+        raise ConfigError(f"{parameter('precision')} int8: make an int8 model folder with python -m refinenet_tf "
+                          "quantize (ONNX Runtime), or export in float32 or bfloat16")
     if precision != "float32" and format not in BFLOAT16_FORMATS:
         raise ConfigError(f"{parameter('precision')} {precision} applies to {' and '.join(BFLOAT16_FORMATS)} "
                           f"exports; export {format} in float32")
@@ -83,14 +87,16 @@ def export_model(checkpoint: str, output_dir: str, format: str = "saved_model",
 
 
 def serving_function(graph_def: v1.GraphDef, input_size: tuple[int, int] | None = None) -> tf.types.experimental.ConcreteFunction:
-    """A TF2 function ``image uint8 [H,W,3] -> {labels, probabilities}`` running the frozen ``graph_def``."""
+    """A TF2 function ``image [H,W,bands] -> {labels, probabilities}`` running the frozen ``graph_def`` (uint8 RGB, or
+    the bands and type of a model of other bands)."""
     imported = v1.wrap_function(lambda: tf.graph_util.import_graph_def(graph_def, name=""), [])
     graph = imported.graph
     model = imported.prune(feeds=[graph.get_tensor_by_name(INPUT + ":0")],
                            fetches={name: graph.get_tensor_by_name(name + ":0") for name in SERVED_OUTPUTS})
     height, width = input_size if input_size is not None else (None, None)
+    spec = InputSpec.of_graph(graph_def)
 
-    @tf.function(input_signature=[tf.TensorSpec([height, width, 3], tf.uint8, name=INPUT)])
+    @tf.function(input_signature=[tf.TensorSpec([height, width, spec.channels], tf.as_dtype(spec.dtype), name=INPUT)])
     def serve(image):
         return model(image[tf.newaxis])
 
@@ -126,16 +132,8 @@ def _write_tflite(graph_def: v1.GraphDef, output_dir: str, input_size: tuple[int
 
 
 def _write_onnx(graph_def: v1.GraphDef, output_dir: str, input_size: tuple[int, int] | None) -> str:
-    try:
-        from tf2onnx import convert  # optional: only ONNX export needs it
-    except ImportError:
-        raise ConfigError("ONNX export needs tf2onnx: pip install tf2onnx onnxruntime "
-                          "(or pip install 'refinenet_tf[onnx]')") from None
-    path = os.path.join(output_dir, FILE_NAMES["onnx"])
-    shape = [1, *input_size, 3] if input_size is not None else None
-    convert.from_graph_def(graph_def, input_names=[INPUT + ":0"], output_names=[name + ":0" for name in SERVED_OUTPUTS],
-                           opset=ONNX_OPSET, output_path=path, shape_override={INPUT + ":0": shape} if shape else None)
-    return path
+    shape = [1, *input_size, InputSpec.of_graph(graph_def).channels] if input_size is not None else None
+    return graph_to_onnx(graph_def, os.path.join(output_dir, FILE_NAMES["onnx"]), SERVED_OUTPUTS, shape)
 
 
 def _prepare_folder(output_dir: str) -> None:

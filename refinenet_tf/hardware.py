@@ -14,7 +14,7 @@ from pathlib import Path
 
 from refinenet_tf.errors import ConfigError, parameter
 
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")  # int8: a quantized model in ONNX Runtime
 CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
 _BFLOAT16_FEATURES = ("avx512_bf16", "amx_bf16")
 _ONEDNN_DEFAULT_FEATURES = {"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile"}
@@ -72,12 +72,15 @@ def native_bfloat16() -> str | None:
 
 
 def choose_precision(requested: str = "float32") -> PrecisionChoice:
-    """Resolve ``auto`` (bfloat16 where the hardware computes it, else float32); check the others.
+    """Resolve ``auto`` (bfloat16 where the hardware computes it, else float32); check the others (``int8`` is
+    never chosen by ``auto``: it needs a quantized model, see :mod:`refinenet_tf.quantize`).
 
     bfloat16 asked for on a machine without native support runs (emulated, slower) with one warning.
     """
     if requested not in PRECISIONS:
         raise ConfigError(f"{parameter('precision')} must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+    if requested == "int8":
+        return PrecisionChoice("int8", "a quantized model, run by ONNX Runtime")
     native = native_bfloat16() if requested != "float32" else None
     if requested == "auto":
         if native:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+VOID_COLOUR = (224, 224, 192)  # VOC's colour of its void index 255, where the ignore label is painted
+
 
 def voc_palette(num_colours: int = 256) -> np.ndarray:
     """The PASCAL VOC colour map: class bits interleaved into the high bits of R, G and B.
@@ -22,15 +24,18 @@ def voc_palette(num_colours: int = 256) -> np.ndarray:
     return palette
 
 
-def colourise(mask: np.ndarray, colours: np.ndarray | list | None = None) -> np.ndarray:
+def colourise(mask: np.ndarray, colours: np.ndarray | list | None = None, void_label: int | None = None) -> np.ndarray:
     """Paint an HxW index mask as an HxWx3 uint8 image.
 
     ``colours`` lists one RGB triple per class (the VOC palette when None); indices beyond the table
-    (the ignore label, say) keep their VOC colour so they stay visible.
+    (the ignore label, say) keep their VOC colour so they stay visible. ``void_label`` (unknown pixels) is painted
+    :data:`VOID_COLOUR` whatever its index.
     """
     table = voc_palette(256)
     if colours is not None:
         colours = np.asarray(colours, dtype=np.uint8).reshape(-1, 3)
         table[: len(colours)] = colours
+    if void_label is not None and 0 <= void_label < len(table):
+        table[void_label] = VOID_COLOUR
     mask = np.asarray(mask)
     return table[np.clip(mask, 0, 255).astype(np.int64)]

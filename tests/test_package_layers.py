@@ -16,8 +16,9 @@ LAYERS = (
     ("refinenet_tf.description", "refinenet_tf.architectures"),
     # predict/graph.py builds the prediction graph: a piece (the memory estimate and validation build it too)
     ("refinenet_tf.models", "refinenet_tf.data", "refinenet_tf.weights", "refinenet_tf.checkpoints",
-     "refinenet_tf.sessions", "refinenet_tf.hardware", "refinenet_tf.predict.graph"),
-    ("refinenet_tf.train", "refinenet_tf.predict", "refinenet_tf.evaluate", "refinenet_tf.export"),
+     "refinenet_tf.snapshots", "refinenet_tf.sessions", "refinenet_tf.hardware", "refinenet_tf.predict.graph"),
+    ("refinenet_tf.train", "refinenet_tf.predict", "refinenet_tf.evaluate", "refinenet_tf.export",
+     "refinenet_tf.quantize", "refinenet_tf.archive"),
     ("refinenet_tf.cli", "refinenet_tf.api", "refinenet_tf.demo", "refinenet_tf.__main__", "refinenet_tf"),
 )
 

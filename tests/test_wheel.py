@@ -15,6 +15,7 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +49,11 @@ def installed(module_tmp) -> Path:
     (sdist,) = (root / "dist").glob("refinenet_tf-*.tar.gz")
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    assert {"pyproject.toml", "README.md", "refinenet_tf/predict/graph.py", "refinenet_tf/data/layouts/coco.py",
-            "refinenet_tf/tf_quiet.py"} <= names
+    assert {"pyproject.toml", "README.md", "LICENSE", "refinenet_tf/predict/graph.py",
+            "refinenet_tf/data/layouts/coco.py", "refinenet_tf/archive/pipeline.py", "refinenet_tf/tf_quiet.py"} <= names
+    with zipfile.ZipFile(wheel) as archive:
+        assert any(name.endswith(".dist-info/licenses/LICENSE") or name.endswith(".dist-info/LICENSE")
+                   for name in archive.namelist())
     _run(sys.executable, "-m", "venv", "--without-pip", root / "venv", cwd=root)
     _run(sys.executable, "-m", "pip", "--python", root / "venv" / "bin" / "python", "install", "--no-deps", "--quiet",
          wheel, cwd=root)

@@ -25,11 +25,15 @@ COMMANDS = {
     "evaluate": ("evaluate", "score a checkpoint on a labelled list: IoU, precision, F1 (evaluate_msc.py)"),
     "evaluate-crf": ("evaluate_crf", "the same with and without dense-CRF refinement (evaluate_msc_with_CRF.py)"),
     "infer": ("infer", "segment images into index and coloured masks (inference.py)"),
+    "segment-archive": ("segment_archive", "segment a whole archive of images on Apache Beam, restartable"),
     "convert-masks": ("convert_masks", "masks, annotation files and data set layouts to index masks and lists"),
     "convert-weights": ("convert_weights", "import pretrained weights (PyTorch, Keras, TensorFlow checkpoints)"),
     "export": ("export", "export a checkpoint: SavedModel, frozen graph, TFLite or ONNX"),
+    "quantize": ("quantize", "an int8 model folder (ONNX Runtime) calibrated on your images, accuracy-guarded"),
     "info": ("info", "this machine and precision choice; an architecture's parameters and multiply-adds"),
 }
+TRAINING_COMMANDS = ("train", "train-msc", "demo")
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 EXAMPLES = (
     "python -m refinenet_tf demo",
     "python -m refinenet_tf convert-masks --layout labelme annotations/ --name shots --val-fraction 0.25",
@@ -66,10 +70,20 @@ def quiet_command(argv: Sequence[str]) -> None:
         tf_quiet.arm()
 
 
+def prefer_onednn_for_training(command: str, environ=os.environ) -> None:
+    """Before TensorFlow loads: a training command runs with oneDNN unless ``TF_ENABLE_ONEDNN_OPTS`` is set.
+    TensorFlow turns oneDNN on by itself only where the CPU has AVX-512 VNNI or BF16; on AVX2-only CPUs it was
+    measured to train faster with oneDNN but to predict faster without, so prediction keeps TensorFlow's choice
+    (docs/BENCHMARKS.md, "Training on AVX2")."""
+    if command in TRAINING_COMMANDS:
+        environ.setdefault(ONEDNN_ENV, "1")
+
+
 def launch(command: str, argv: Sequence[str] | None = None, entry: str = "main") -> int:
     """Run one command as its program does (``argv`` defaults to ``sys.argv[1:]``): its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet_command(argv)
+    prefer_onednn_for_training(command)
     return run(command_main(command, entry), argv)
 
 

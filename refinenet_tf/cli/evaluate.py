@@ -3,7 +3,9 @@
 The model description comes from the checkpoint's model.json; ``--arch``/``--num-classes`` are only
 needed for checkpoints without one. ``--output results.json`` records the scores and the confusion
 matrix (with the CRF: ``{"plain": ..., "crf": ..., "metadata": ...}``); ``--report DIR`` writes them as a web
-page with charts and the worst and best images.
+page with charts and the worst and best images. ``--threshold`` and ``--min-confidence`` make the labels from the
+probabilities (see inference.py); with ``--min-confidence`` the unknown pixels count as misses of their class and
+the table adds the coverage and the accuracy on covered pixels.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from refinenet_tf.evaluate.evaluator import read_instance_list
 from refinenet_tf.evaluate.job import EvaluationJob, run_evaluation_job
 from refinenet_tf.evaluate.report import format_comparison, format_results
 from refinenet_tf.predict.crf import require_pydensecrf
+from refinenet_tf.predict.int8 import is_quantized
 from refinenet_tf.predict.predictor import description_for_checkpoint
 
 _LOG = logging.getLogger(__name__)
@@ -32,7 +35,7 @@ def checkpoint_description(args: argparse.Namespace, checkpoint: str | None) -> 
     """The checkpoint prefix and its description, the model flags checked against model.json."""
     if not checkpoint:
         raise ConfigError(f"no checkpoint given ({parameter('checkpoint')})")
-    prefix = resolve_checkpoint(checkpoint)
+    prefix = checkpoint if is_quantized(checkpoint) else resolve_checkpoint(checkpoint)  # int8: a model folder
     description = description_for_checkpoint(checkpoint, args.arch, args.num_classes, args.stride_on,
                                               args.padding, args.img_mean, getattr(args, "ignore_label", None))
     return prefix, description
@@ -51,6 +54,7 @@ def build_parser(with_crf: bool = False, multiscale: bool = True) -> argparse.Ar
                         help="evaluate only the first N images of the list (DeepLab's name for the image count)")
     flags.add_predict_flags(parser, defaults.MULTISCALE_SCALES if multiscale else (1.0,))
     flags.add_tile_flags(parser)
+    flags.add_label_rule_flags(parser)
     parser.add_argument("--output", default=None, help="write the scores and confusion matrix to this JSON file")
     parser.add_argument("--save-dir", default=None, help="write <stem>.png index and <stem>_colour.png masks here")
     parser.add_argument("--on-bad-sample", choices=ON_BAD_SAMPLE, default="fail",
@@ -82,8 +86,8 @@ def run_evaluation(argv: Sequence[str] | None, with_crf: bool, multiscale: bool 
     if args.instance_list:
         instances = read_instance_list(args.data_dir, args.instance_list, samples, args.thing_classes)
     job = EvaluationJob(options, crf=crf, crf_workers=getattr(args, "crf_workers", 1), tile=args.tile,
-                        tile_overlap=args.tile_overlap, precision=args.precision, threads=args.threads,
-                        on_bad_sample=args.on_bad_sample, instances=instances, save_dir=args.save_dir,
+                        tile_overlap=args.tile_overlap, rule=flags.label_rule(args), precision=args.precision,
+                        threads=args.threads, on_bad_sample=args.on_bad_sample, instances=instances, save_dir=args.save_dir,
                         results_file=args.output or None, report=args.report or None,
                         report_images=args.report_images)
     result, results = run_evaluation_job(prefix, samples, description, args.data_list, job)

@@ -15,6 +15,7 @@ from refinenet_tf import defaults
 from refinenet_tf.architectures import ARCHITECTURES
 from refinenet_tf.hardware import PRECISIONS
 from refinenet_tf.predict.crf import CRFParams
+from refinenet_tf.predict.decision import LabelRule
 from refinenet_tf.tf_quiet import VERBOSE_ENV, VERBOSE_FLAG
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ FLAG_OF_PARAMETER = {
     "train_batch_norm": "--is-training",
     "batch_norm_decay": "--bn-decay",
     "iterations": "--crf-iterations",
+    "calibration": "--calibration-list",
 }
 _LOG = logging.getLogger(__name__)
 
@@ -108,7 +110,8 @@ def add_model_flags(parser: argparse.ArgumentParser, restore_help: str = "checkp
     group.add_argument("--padding", choices=["same", "symmetric"], default=None,
                        help="stride-2 padding: TF 'same' (bottom/right) or PyTorch-style symmetric")
     group.add_argument("--img-mean", type=parse_floats, default=None,
-                       help="mean to subtract, in the model's channel order (default: the model description's)")
+                       help="mean to subtract, in the model's channel order, one value per band (default: the "
+                            "model description's)")
 
 
 def add_data_flags(parser: argparse.ArgumentParser, data_list: str = defaults.DATA_LIST_PATH) -> None:
@@ -142,6 +145,23 @@ def parse_tile(text: str) -> tuple[int, int] | str:
     return text if text == "auto" else parse_size(text)
 
 
+def add_label_rule_flags(parser: argparse.ArgumentParser) -> None:
+    """--threshold and --min-confidence: how probabilities become labels (shared by evaluation and inference)."""
+    group = parser.add_argument_group("labels from probabilities")
+    group.add_argument("--threshold", type=float, default=None, metavar="T",
+                       help="two-class models: foreground (class 1) where its probability is at least T, 0 < T < 1 "
+                            "(default: the most probable class, which is T=0.5)")
+    group.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                       help="pixels whose top class probability is below P (0 <= P <= 1) are unknown: the ignore "
+                            "label, painted in the void colour; evaluation counts them as misses and reports the "
+                            "coverage and the accuracy on covered pixels (default: every pixel gets a class)")
+
+
+def label_rule(args: argparse.Namespace) -> LabelRule:
+    """The LabelRule chosen by :func:`add_label_rule_flags`, checked (neither flag: the argmax)."""
+    return LabelRule(args.threshold, args.min_confidence)
+
+
 def add_tile_flags(parser: argparse.ArgumentParser) -> None:
     """--tile and --tile-overlap: sliding-window prediction of large images."""
     group = parser.add_argument_group("tiled prediction (large images)")
@@ -158,7 +178,29 @@ def add_precision_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup
     """--precision for prediction: float32 (default), bfloat16, or auto (bfloat16 where the hardware has it)."""
     parser.add_argument("--precision", choices=PRECISIONS, default="float32",
                         help="compute type of the network: float32 (default, reproduces published numbers), "
-                             "bfloat16, or auto (bfloat16 on CPUs with AVX512_BF16/AMX-BF16 or a GPU, else float32)")
+                             "bfloat16, auto (bfloat16 on CPUs with AVX512_BF16/AMX-BF16 or a GPU, else float32), "
+                             "or int8 (ONNX Runtime; a quantized model folder runs in int8 without it)")
+
+
+def add_calibration_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--calibration-list and --calibration-images: the images int8 quantization calibrates on."""
+    parser.add_argument("--calibration-list", default=None, metavar="LIST|FOLDER",
+                        help="images to calibrate int8 on: a list file (paths relative to --data-dir, masks "
+                             "ignored) or a folder of images")
+    parser.add_argument("--calibration-images", type=int, default=defaults.CALIBRATION_IMAGES, metavar="N",
+                        help="calibrate on the first N of them (default %(default)s)")
+
+
+def calibration_images(args: argparse.Namespace) -> list[str] | None:
+    """The image files chosen by :func:`add_calibration_flags` (None without --calibration-list)."""
+    if not args.calibration_list:
+        return None
+    from refinenet_tf.predict.int8 import require_onnxruntime  # deferred: it imports TensorFlow
+
+    require_onnxruntime()
+    from refinenet_tf.quantize.calibration import calibration_paths  # deferred: ONNX Runtime, for int8
+
+    return calibration_paths(args.calibration_list, getattr(args, "data_dir", None), args.calibration_images)
 
 
 def predict_options(args: argparse.Namespace) -> PredictOptions:

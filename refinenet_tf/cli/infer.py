@@ -10,6 +10,8 @@ PATH_<stem>.npy for each image when there are several. ``--save-probabilities`` 
 probabilities at the image size, the softmax or with ``--crf`` the CRF's marginals (the mask is their argmax):
 ``<stem>_prob.npy`` (float16, H x W x classes) or, with ``--probability-format png``,
 ``<stem>_prob_<class>.png`` (8-bit, 255 = 1). ``--tile`` predicts large images window by window.
+``--threshold T`` (two-class models) makes foreground where its probability is at least T; ``--min-confidence P``
+leaves pixels whose top probability is below P unknown (the ignore label, in the void colour).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from refinenet_tf import defaults
 from refinenet_tf.cli import flags
 from refinenet_tf.cli.evaluate import checkpoint_description
 from refinenet_tf.data.images import images_named_by
+from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import ConfigError, parameter
-from refinenet_tf.predict.crf import require_pydensecrf
+from refinenet_tf.predict.crf import check_crf_applies, require_pydensecrf
 from refinenet_tf.predict.outputs import check_unique_stems
 from refinenet_tf.predict.predictor import Predictor
 from refinenet_tf.predict.probability_files import PROBABILITY_FORMATS
@@ -41,10 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=None, help="folder a list file's paths are relative to "
                                                          "(default: the list file's folder)")
     flags.add_predict_flags(parser, (1.0,))
-    parser.add_argument("--crf", action="store_true", help="refine the prediction with a dense CRF")
-    flags.add_crf_flags(parser)
+    flags.add_calibration_flags(parser.add_argument_group("int8 (--precision int8 with a checkpoint)"))
     parser.add_argument("--save-dir", default=defaults.SAVE_DIRECTORY,
                         help=f"output folder (default {defaults.SAVE_DIRECTORY})")
+    add_segment_flags(parser)
+    return parser
+
+
+def add_segment_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of :func:`segment_settings`: CRF, extra outputs, batch size and tiles (shared with
+    segment-archive)."""
+    parser.add_argument("--crf", action="store_true", help="refine the prediction with a dense CRF")
+    flags.add_crf_flags(parser)
     parser.add_argument("--save-logits", default=None, metavar="PATH.npy",
                         help="also save the stride-4 logits (PATH_<stem>.npy per image when several)")
     parser.add_argument("--save-probabilities", action="store_true",
@@ -57,7 +68,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="images of the same size predicted together (a batch never mixes sizes); for a tiled "
                              "image, its windows (default 1)")
     flags.add_tile_flags(parser)
-    return parser
+    flags.add_label_rule_flags(parser)
+
+
+def segment_settings(args: argparse.Namespace) -> SegmentSettings:
+    """The SegmentSettings chosen by the flags of :func:`add_segment_flags` (checks pydensecrf for --crf)."""
+    crf = None
+    if args.crf:
+        require_pydensecrf()
+        crf = flags.crf_params(args)
+    return SegmentSettings(args.tile, args.tile_overlap, args.batch_size, crf, args.save_logits,
+                           args.probability_format if args.save_probabilities else None, flags.label_rule(args))
+
+
+def check_settings_fit(settings: SegmentSettings, description: ModelDescription) -> None:
+    """Refuse, before any work, settings the model cannot take: a threshold on a model of more than two classes, or
+    a dense CRF on a model of other bands than RGB."""
+    settings.rule.check_classes(description.num_classes)
+    if settings.crf:
+        check_crf_applies(description.preprocessing)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -65,17 +94,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.checkpoint and args.restore_from and args.checkpoint != args.restore_from:
         raise ConfigError(f"two checkpoints given: {args.checkpoint} and {parameter('checkpoint')} {args.restore_from}")
-    crf = None
-    if args.crf:
-        require_pydensecrf()
-        crf = flags.crf_params(args)
     options = flags.predict_options(args)
-    settings = SegmentSettings(args.tile, args.tile_overlap, args.batch_size, crf, args.save_logits,
-                               args.probability_format if args.save_probabilities else None)
+    settings = segment_settings(args)
     images = images_named_by(args.image, args.data_dir)
     check_unique_stems(images)
     prefix, description = checkpoint_description(args, args.checkpoint or args.restore_from)
-    with Predictor(prefix, description, options, threads=args.threads, precision=args.precision) as predictor:
+    check_settings_fit(settings, description)
+    with Predictor(prefix, description, options, threads=args.threads, precision=args.precision,
+                   calibration=flags.calibration_images(args)) as predictor:
         start = time.perf_counter()
         for segmented in segment_files(predictor, images, args.save_dir, settings):
             print(f"{segmented.path} -> {segmented.files[1]}{' (tiled)' if segmented.tiled else ''}", flush=True)

@@ -36,6 +36,9 @@ def build_parser(multiscale: bool = False) -> argparse.ArgumentParser:
     flags.add_model_flags(parser, restore_help="checkpoint file or directory to start from; a --snapshot-dir "
                                                "holding a run started from it (or from nothing named) resumes that "
                                                "run, another start moves that run into run-<time>/ first")
+    parser.add_argument("--img-std", type=flags.parse_floats, default=None,
+                        help="images of other bands than 8-bit RGB: each band's standard deviation, with --img-mean "
+                             "(default: both measured on the training list)")
     flags.add_data_flags(parser)
     group = parser.add_argument_group("training")
     group.add_argument("--batch-size", type=int, default=1 if multiscale else defaults.BATCH_SIZE,
@@ -99,7 +102,7 @@ def config_from_args(args: argparse.Namespace, multiscale: bool = False) -> Trai
     description = description_to_train(
         args.snapshot_dir, args.restore_from, args.arch, args.num_classes,
         read_class_table(args.class_dict) if args.class_dict else None, args.stride_on, args.padding,
-        args.img_mean, args.ignore_label, args.not_restore_last)
+        args.img_mean, args.ignore_label, args.not_restore_last, args.img_std)
     return TrainConfig(
         description=description,
         data_dir=args.data_dir, data_list=args.data_list, snapshot_dir=args.snapshot_dir,

@@ -1,6 +1,6 @@
 """Training augmentation as graph ops on one example: random scale, mirror, pad and random crop.
 
-Every op takes ``image`` float32 [H, W, 3] (already preprocessed, so 0 is the mean colour),
+Every op takes ``image`` float32 [H, W, bands] (already preprocessed, so 0 is the mean colour),
 ``mask`` [H, W, 1] and ``seed``, a stateless seed: an int32/int64 tensor of shape [2]. The same
 seed gives the same result, so a pipeline that derives one seed per example is reproducible no
 matter how many examples are decoded in parallel.
@@ -34,8 +34,9 @@ def pad_and_random_crop(
 ):
     """Pad bottom/right to at least the crop size (image with 0, mask with ignore_label), then crop both.
 
-    The outputs have static shapes [crop_h, crop_w, 3] and [crop_h, crop_w, 1].
+    The outputs have static shapes [crop_h, crop_w, bands] and [crop_h, crop_w, 1].
     """
+    bands = int(image.shape[-1])
     height, width = tf.shape(mask)[0], tf.shape(mask)[1]
     padding = [[0, tf.maximum(crop_h - height, 0)], [0, tf.maximum(crop_w - width, 0)], [0, 0]]
     image = tf.pad(image, padding)
@@ -43,6 +44,6 @@ def pad_and_random_crop(
     slack = tf.shape(mask)[:2] - tf.constant([crop_h, crop_w])
     fraction = tf.random.stateless_uniform([2], seed)
     offset = tf.minimum(tf.cast(fraction * tf.cast(slack + 1, tf.float32), tf.int32), slack)
-    image = tf.slice(image, [offset[0], offset[1], 0], [crop_h, crop_w, 3])
+    image = tf.slice(image, [offset[0], offset[1], 0], [crop_h, crop_w, bands])
     mask = tf.slice(mask, [offset[0], offset[1], 0], [crop_h, crop_w, 1])
-    return tf.ensure_shape(image, [crop_h, crop_w, 3]), tf.ensure_shape(mask, [crop_h, crop_w, 1])
+    return tf.ensure_shape(image, [crop_h, crop_w, bands]), tf.ensure_shape(mask, [crop_h, crop_w, 1])

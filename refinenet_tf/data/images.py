@@ -13,6 +13,7 @@ from PIL import Image
 
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.defaults import IMAGE_EXTENSIONS
+from refinenet_tf.description import Preprocessing
 from refinenet_tf.errors import DataError, parameter
 
 # Modes PIL converts to RGB without losing meaning (alpha is dropped, palettes are expanded).
@@ -57,14 +58,14 @@ def images_named_by(path: str, data_dir: str | None = None) -> list[str]:
 def load_image(path: str) -> np.ndarray:
     """Read an image file as a uint8 HxWx3 RGB array (grey, RGBA and palette images are converted)."""
     with _open(path, "image") as image:
+        if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
+            raise DataError(f"{path}: a {image.mode} (16/32-bit) image, but the model takes 8-bit RGB images; train a "
+                            "model on such images (it records their type in model.json) or save them as 8-bit")
         if image.mode not in _COLOUR_MODES:
             raise DataError(
                 f"{path}: image mode {image.mode!r} is not supported; save it as 8-bit RGB or grey"
             )
-        if image.mode in _ALPHA_MODES and not _alpha_said.is_set():
-            _alpha_said.set()
-            _LOG.warning("%s: has an alpha channel (%s); images are read as RGB, so alpha is dropped, here and in "
-                         "every other such image (it is not taken as a fourth band)", path, image.mode)
+        _say_alpha_is_dropped(path, image.mode)
         if image.mode != "RGB":
             with warnings.catch_warnings():
                 # PIL warns about palette transparency; dropping it is what we want.
@@ -73,14 +74,122 @@ def load_image(path: str) -> np.ndarray:
         return np.asarray(image, dtype=np.uint8)
 
 
+def _say_alpha_is_dropped(path: str, mode: str) -> None:
+    """Log once per process that alpha channels are dropped."""
+    if mode in _ALPHA_MODES and not _alpha_said.is_set():
+        _alpha_said.set()
+        _LOG.warning("%s: has an alpha channel (%s); alpha is dropped, here and in every other such image (it is "
+                     "not taken as a band: store extra bands as TIFF or .npy)", path, mode)
+
+
+def read_bands(path: str) -> np.ndarray:
+    """Read an image's bands as stored, HxWxB in the file's own type: ``.npy`` arrays, TIFF (any band count,
+    band-last or planar, with tifffile when it is installed), and 8/16-bit grey or RGB images through PIL (alpha
+    dropped, palettes expanded)."""
+    name = path.lower()
+    if name.endswith(".npy"):
+        try:
+            array = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise DataError(f"{path}: image file not found") from None
+        except (OSError, ValueError) as error:
+            raise DataError(f"{path}: cannot read the array ({error})") from None
+    elif name.endswith((".tif", ".tiff")) and _tifffile() is not None:
+        array = _read_tiff(path)
+    else:
+        with _open(path, "image") as image:
+            _say_alpha_is_dropped(path, image.mode)
+            if image.mode in ("P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "1"):
+                image = image.convert("RGBA" if image.mode in ("P", "PA") else "RGB").convert("RGB")
+            elif image.mode == "LA":
+                image = image.convert("L")
+            array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or not array.size or not (np.issubdtype(array.dtype, np.integer)
+                                                 or np.issubdtype(array.dtype, np.floating)):
+        raise DataError(f"{path}: expected an image of shape (height, width[, bands]) with numbers, got "
+                        f"{array.dtype} {array.shape}")
+    return array
+
+
+def _tifffile():
+    """The tifffile module, or None when the optional package is missing (PIL then reads what it can)."""
+    try:
+        import tifffile  # optional: N-band and float TIFF files
+    except ImportError:
+        return None
+    return tifffile
+
+
+def _read_tiff(path: str) -> np.ndarray:
+    """A TIFF's pixels band-last (planar files, bands first, are transposed)."""
+    try:
+        array = _tifffile().imread(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file not found") from None
+    except Exception as error:  # tifffile raises many types for broken files
+        raise DataError(f"{path}: cannot decode the TIFF, the file is unreadable or truncated ({error})") from None
+    if array.ndim == 3 and array.shape[0] < min(array.shape[1:]) and array.shape[-1] > array.shape[0]:
+        array = np.moveaxis(array, 0, -1)
+    return array
+
+
+def load_model_image(path: str, preprocessing: Preprocessing) -> np.ndarray:
+    """Read an image for a model whose input ``preprocessing`` describes: uint8 RGB for an RGB model
+    (:func:`load_image`), else its bands in the model's type, checked against the model's band count and bit depth.
+    """
+    if preprocessing.is_rgb and not path.lower().endswith(".npy"):
+        return load_image(path)
+    return checked_bands(read_bands(path), preprocessing, path)
+
+
+def checked_bands(array: np.ndarray, preprocessing: Preprocessing, source: str) -> np.ndarray:
+    """``array`` (HxWxB) as the model's input type, or a DataError naming ``source``: band count and bit depth
+    must be the model's (a float model takes any numbers)."""
+    if array.ndim == 2 and preprocessing.channels == 1:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] != preprocessing.channels:
+        bands = array.shape[-1] if array.ndim == 3 else 1
+        raise DataError(f"{source}: {bands} bands (shape {array.shape}), but the model takes "
+                        f"{preprocessing.channels}; give images with the model's bands or train a model on these")
+    wanted = np.dtype(preprocessing.input_dtype)
+    if wanted.kind == "f":
+        return array.astype(np.float32, copy=False)
+    if array.dtype != wanted:
+        raise DataError(f"{source}: {_depth(array.dtype)} values, but the model description says "
+                        f"{_depth(wanted)} images; give it {_depth(wanted)} images or train a model on these")
+    return array
+
+
+def _depth(dtype: np.dtype) -> str:
+    return {"uint8": "8-bit", "uint16": "16-bit"}.get(np.dtype(dtype).name, np.dtype(dtype).name)
+
+
+def display_rgb(image: np.ndarray) -> np.ndarray:
+    """A uint8 RGB picture of an image for overlays and reports: RGB images as they are; other images show their
+    first three bands (grey repeated), each stretched from its 2nd to its 98th percentile."""
+    if image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] == 3:
+        return image
+    bands = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
+    bands = bands.astype(np.float32)
+    low, high = np.percentile(bands, [2, 98], axis=(0, 1))
+    stretched = (bands - low) / np.maximum(high - low, 1e-6)
+    return np.round(np.clip(stretched, 0, 1) * 255).astype(np.uint8)
+
+
 def image_size(path: str) -> tuple[int, int]:
     """(height, width) of an image file, from its header (the pixels are not decoded)."""
+    if path.lower().endswith(".npy"):
+        return _array_size(path)
     try:
         with Image.open(path) as image:
             width, height = image.size
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found") from None
     except _DECODE_ERRORS as error:
+        if path.lower().endswith((".tif", ".tiff")) and _tifffile() is not None:  # bands PIL does not read
+            return read_bands(path).shape[:2]
         raise _decode_error(path, "image", error) from None
     return height, width
 
@@ -129,11 +238,25 @@ def check_masks_hold_classes(mask_paths: Sequence[str], ignore_label: int, sourc
             "if another value marks what to ignore")
 
 
+def _array_size(path: str) -> tuple[int, int]:
+    """(height, width) of a ``.npy`` image, read from its header."""
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file not found") from None
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: cannot read the array ({error})") from None
+    if len(shape) not in (2, 3):
+        raise DataError(f"{path}: expected an image of shape (height, width[, bands]), got {shape}")
+    return int(shape[0]), int(shape[1])
+
+
 def load_pair(
-    image_path: str, mask_path: str, num_classes: int, ignore_label: int
+    image_path: str, mask_path: str, num_classes: int, ignore_label: int, preprocessing: Preprocessing | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Load an image and its mask, checking the label values and that both have the same size."""
-    image = load_image(image_path)
+    """Load an image (for a model of ``preprocessing``, default uint8 RGB) and its mask, checking the label values
+    and that both have the same size."""
+    image = load_image(image_path) if preprocessing is None else load_model_image(image_path, preprocessing)
     mask = load_mask(mask_path)
     if image.shape[:2] != mask.shape:
         raise DataError(

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from refinenet_tf.data import augment
-from refinenet_tf.data.images import load_image, load_pair
+from refinenet_tf.data.images import load_model_image, load_pair
 from refinenet_tf.data.listfile import Sample
 from refinenet_tf.description import Preprocessing
 from refinenet_tf.errors import ConfigError, DataError
@@ -100,7 +100,7 @@ def train_dataset(
     skip_counter: SkipCounter | None = None,
     start_example: int = 0,
 ) -> tf.data.Dataset:
-    """Batches ``(images float32 [B,h,w,3] preprocessed, labels int32 [B,h,w,1])`` with static shapes.
+    """Batches ``(images float32 [B,h,w,bands] preprocessed, labels int32 [B,h,w,1])`` with static shapes.
 
     ``crop_size`` is (h, w). Each example is optionally scaled and mirrored, padded bottom/right to
     the crop size (image with the mean colour, label with ``ignore_label``) and randomly cropped.
@@ -115,7 +115,7 @@ def train_dataset(
         if sample.mask_path is None:
             raise DataError(f"{sample.origin}: training needs a mask for every image, this line has none")
     base_seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
-    loader = _SampleLoader(samples, num_classes, ignore_label, on_bad_sample, skip_counter)
+    loader = _SampleLoader(samples, preprocessing, num_classes, ignore_label, on_bad_sample, skip_counter)
 
     indices = tf.data.Dataset.range(len(samples))
     if shuffle:
@@ -156,12 +156,13 @@ def eval_dataset(
 ) -> tf.data.Dataset:
     """Full-size examples in list order, one at a time, as a dict.
 
-    ``image`` float32 [1,H,W,3] preprocessed, ``raw`` uint8 [1,H,W,3] RGB, ``label`` int32 [1,H,W]
+    ``image`` float32 [1,H,W,bands] preprocessed, ``raw`` [1,H,W,bands] as read (uint8 RGB for an RGB model),
+    ``label`` int32 [1,H,W]
     (filled with ``NO_LABEL`` = -1 when the list has no masks) and ``path`` (the image path, string).
     """
     if not samples:
         raise ConfigError("no samples to evaluate")
-    loader = _SampleLoader(samples, num_classes, ignore_label, on_bad_sample, skip_counter)
+    loader = _SampleLoader(samples, preprocessing, num_classes, ignore_label, on_bad_sample, skip_counter)
     paths = tf.constant([os.fsencode(sample.image_path) for sample in samples])
 
     @_as_written
@@ -197,6 +198,7 @@ class _SampleLoader:
     def __init__(
         self,
         samples: Sequence[Sample],
+        preprocessing: Preprocessing,
         num_classes: int,
         ignore_label: int,
         on_bad_sample: str,
@@ -205,6 +207,8 @@ class _SampleLoader:
         if on_bad_sample not in ON_BAD_SAMPLE:
             raise ConfigError(f"on_bad_sample must be one of {ON_BAD_SAMPLE}, got {on_bad_sample!r}")
         self._samples = list(samples)
+        self._preprocessing = preprocessing
+        self._dtype = np.dtype(preprocessing.input_dtype)
         self._num_classes = num_classes
         self._ignore_label = ignore_label
         self._skip = on_bad_sample == "skip"
@@ -212,9 +216,9 @@ class _SampleLoader:
         self._skip_counter = skip_counter
 
     def load(self, index: tf.Tensor):
-        """Graph op: (image uint8 [H,W,3], mask int32 [H,W], usable bool)."""
-        image, mask, usable = tf.numpy_function(self, [index], [tf.uint8, tf.int32, tf.bool])
-        image.set_shape([None, None, 3])
+        """Graph op: (image [H,W,bands] in the model's input type, mask int32 [H,W], usable bool)."""
+        image, mask, usable = tf.numpy_function(self, [index], [tf.as_dtype(self._dtype), tf.int32, tf.bool])
+        image.set_shape([None, None, self._preprocessing.channels])
         mask.set_shape([None, None])
         usable.set_shape([])
         return image, mask, usable
@@ -228,14 +232,16 @@ class _SampleLoader:
                 # the unrendered message, so that the command line can still name its flags
                 raise _ReaderFailure(f"{error.args[0]} (listed at {sample.origin})") from None
             self._note_skipped(sample, str(error))
-            return np.zeros((0, 0, 3), np.uint8), np.zeros((0, 0), np.int32), np.bool_(False)
+            empty = np.zeros((0, 0, self._preprocessing.channels), self._dtype)
+            return empty, np.zeros((0, 0), np.int32), np.bool_(False)
         return image, mask, np.bool_(True)
 
     def _read(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
         if sample.mask_path is None:
-            image = load_image(sample.image_path)
+            image = load_model_image(sample.image_path, self._preprocessing)
             return image, np.full(image.shape[:2], NO_LABEL, np.int32)
-        image, mask = load_pair(sample.image_path, sample.mask_path, self._num_classes, self._ignore_label)
+        image, mask = load_pair(sample.image_path, sample.mask_path, self._num_classes, self._ignore_label,
+                                self._preprocessing)
         return image, mask.astype(np.int32)
 
     def _note_skipped(self, sample: Sample, reason: str) -> None:

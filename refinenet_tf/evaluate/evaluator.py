@@ -7,6 +7,11 @@ second matrix is kept, so plain and CRF scores come from the same forward passes
 only decodes the images and the Predictor predicts them window by window (:mod:`refinenet_tf.predict.tiling`,
 whose CRF works in bands of rows).
 
+A :class:`~refinenet_tf.predict.decision.LabelRule` (``--threshold``, ``--min-confidence``) makes the labels from
+the probabilities, everywhere: whole images, tiles and CRF marginals. With a minimum confidence the pixels left
+unknown count as misses of their true class, and the scores add the coverage and the accuracy on covered pixels
+(:mod:`refinenet_tf.evaluate.metrics`).
+
 Instance-normalised IoU (nIoU) needs instance-id masks: an *instance list* holds one mask path per
 line (relative to the data directory, like the data list), in the same order as the data list.
 A mask is a single-channel 8- or 16-bit PNG of instance ids where 0 means "no instance"; ids only
@@ -37,9 +42,11 @@ from refinenet_tf.evaluate.gallery import Gallery
 from refinenet_tf.evaluate.metrics import ConfusionMatrix, InstanceStats, Scores
 from refinenet_tf.evaluate.report import results_dict
 from refinenet_tf.hardware import choose_precision
-from refinenet_tf.predict.crf import CRFParams, CRFPool
+from refinenet_tf.predict.crf import CRFParams, CRFPool, check_crf_applies
+from refinenet_tf.predict.decision import LabelRule, active, labels_from_probabilities
 from refinenet_tf.predict.graph import SINGLE_SCALE, PredictOptions
 from refinenet_tf.predict.inference_graph import INPUT, build_inference_graph
+from refinenet_tf.predict.int8 import is_quantized
 from refinenet_tf.predict.outputs import check_unique_stems, image_stem, save_prediction
 from refinenet_tf.predict.predictor import Predictor
 from refinenet_tf.predict.segment import labels_of
@@ -72,6 +79,7 @@ class EvaluationResult:
     gallery: Gallery | None = None  # the worst and best images of the final predictions (report_images > 0)
     tile: tuple[int, int] | str | None = None  # how images were tiled: a size, 'auto', or None (whole images)
     tile_overlap: float = TILE_OVERLAP
+    rule: LabelRule | None = None  # how labels were made from the probabilities (None: argmax)
 
 
 def read_instance_list(data_dir: str, list_path: str, samples: Sequence[Sample],
@@ -108,10 +116,12 @@ class _Branch:
     """The scores of one kind of prediction (plain or CRF), and where its files go."""
 
     def __init__(self, description: ModelDescription, instances: InstanceMasks | None, save_suffix: str,
-                 gallery: Gallery | None = None):
-        self.confusion = ConfusionMatrix(description.num_classes)
-        self.instances = InstanceStats(description.num_classes, instances.thing_classes) if instances else None
+                 gallery: Gallery | None = None, unknown_label: int | None = None):
+        self.confusion = ConfusionMatrix(description.num_classes, unknown_label=unknown_label)
+        self.instances = (InstanceStats(description.num_classes, instances.thing_classes, unknown_label=unknown_label)
+                          if instances else None)
         self.palette = description.palette()
+        self.unknown_label = unknown_label
         self.save_suffix = save_suffix
         self.gallery = gallery
 
@@ -129,7 +139,7 @@ def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescr
              save_dir: str | None = None, instances: InstanceMasks | None = None, on_bad_sample: str = "fail",
              threads: int | None = None, progress_stream: TextIO | None = None,
              precision: str = "float32", report_images: int = 0, tile=None,
-             tile_overlap: float = TILE_OVERLAP) -> EvaluationResult:
+             tile_overlap: float = TILE_OVERLAP, rule: LabelRule | None = None) -> EvaluationResult:
     """Score ``checkpoint`` on labeled ``samples``; with ``crf`` also after dense-CRF refinement.
 
     ``save_dir`` receives per image ``<stem>.png`` (index) and ``<stem>_colour.png`` (and
@@ -137,9 +147,16 @@ def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescr
     graph, in ``precision`` (float32, bfloat16 or auto). ``report_images`` k > 0 keeps thumbnails of the k worst
     and k best images by their own mean IoU (of the CRF's predictions when there are some) in ``gallery``.
     ``tile`` ((height, width) or 'auto') predicts in overlapping windows, ``tile_overlap`` of a tile shared.
+    ``rule`` makes the labels from the probabilities (:mod:`refinenet_tf.predict.decision`).
     """
     tile = check_tile_setting(tile)
+    if rule is not None:
+        rule.check_classes(description.num_classes)
+    ruled = active(rule)
+    unknown_label = description.ignore_label if ruled and rule.min_confidence is not None else None
     check_overlap(tile_overlap)
+    if crf is not None:
+        check_crf_applies(description.preprocessing)
     if report_images < 0:
         raise ConfigError(f"{parameter('report_images')} must not be negative, got {report_images}")
     unlabeled = next((sample for sample in samples if sample.mask_path is None), None)
@@ -157,32 +174,36 @@ def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescr
                                description.ignore_label, on_bad_sample, skips)
         iterator = v1.data.make_initializable_iterator(dataset)
         example = iterator.get_next()
-        prefix = checkpoints.resolve_checkpoint(checkpoint)
-        precision = choose_precision(precision).precision
+        prefix = checkpoint if is_quantized(checkpoint) else checkpoints.resolve_checkpoint(checkpoint)
+        precision = choose_precision("int8" if is_quantized(checkpoint) else precision).precision
+        by_predictor = tile is not None or precision == "int8"  # int8 runs in the Predictor's ONNX Runtime session
         fetches = {"labels": example["label"][0], "path": example["path"]}
         load = None
-        if tile is None:
+        if not by_predictor:
             outputs, load = build_inference_graph(description, prefix, options, precision).import_into(
                 {INPUT: example["raw"]})
-            fetches["predictions"] = outputs["labels"]
-            if crf is not None:
+            if not ruled:
+                fetches["predictions"] = outputs["labels"]
+            if crf is not None or ruled:
                 fetches["probabilities"] = outputs["probabilities"]
-        if tile is not None or crf is not None or report_images:
+        if by_predictor or crf is not None or report_images:
             fetches["image"] = example["raw"][0]
-    gallery = Gallery(report_images, description.palette()) if report_images else None
-    plain = _Branch(description, instances, "", gallery if crf is None else None)
-    refined = _Branch(description, instances, "_crf", gallery) if crf is not None else None
+    gallery = Gallery(report_images, description.palette(), unknown_label) if report_images else None
+    plain = _Branch(description, instances, "", gallery if crf is None else None, unknown_label)
+    refined = _Branch(description, instances, "_crf", gallery, unknown_label) if crf is not None else None
     graph.finalize()
-    predictor = Predictor(prefix, description, options, threads, precision) if tile is not None else None
+    predictor = Predictor(prefix, description, options, threads, precision) if by_predictor else None
     with new_session(graph, threads, inter_op_threads=threads) as session, predictor or contextlib.nullcontext():
         if load is not None:
             load(session)
         session.run(iterator.initializer)
         with Progress(len(samples), "evaluating", stream=progress_stream) as progress:
             fetched = _run_all(session, fetches)
+            if ruled and predictor is None:
+                fetched = _ruled(fetched, rule, description.ignore_label)
             if predictor is not None:
                 with CRFPool(crf, crf_workers) if crf is not None else contextlib.nullcontext() as pool:
-                    for example in _score_plain(_predicted(fetched, predictor, tile, tile_overlap, pool), plain,
+                    for example in _score_plain(_predicted(fetched, predictor, tile, tile_overlap, pool, rule), plain,
                                                 instances, save_dir):
                         if refined is not None:
                             _add(refined, example, example["crf_predictions"], save_dir)
@@ -195,13 +216,13 @@ def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescr
                 with CRFPool(crf, crf_workers) as pool:
                     items = ((example, example["probabilities"], example["image"]) for example in examples)
                     for example, marginals in pool.map_tagged(items):
-                        predictions = np.argmax(marginals, axis=-1).astype(np.int32)
+                        predictions = labels_from_probabilities(marginals, rule, description.ignore_label)
                         _add(refined, example, predictions, save_dir)
                         progress.update()
     if progress.count == 0:
         raise DataError(f"{samples[0].list_path}: no image could be evaluated")
     return EvaluationResult(prefix, plain.scores(), refined.scores() if refined else None, progress.count,
-                            skips.reasons, precision, gallery, tile, tile_overlap)
+                            skips.reasons, precision, gallery, tile, tile_overlap, rule if ruled else None)
 
 
 def evaluation_results(result: EvaluationResult, description: ModelDescription, options: PredictOptions,
@@ -216,6 +237,8 @@ def evaluation_results(result: EvaluationResult, description: ModelDescription, 
     if result.tile is not None:
         metadata.update(tile=result.tile if isinstance(result.tile, str) else list(result.tile),
                         tile_overlap=result.tile_overlap)
+    if result.rule is not None:
+        metadata.update(result.rule.settings())
     if result.crf is None:
         return results_dict(result.plain, names, metadata)
     return {"plain": results_dict(result.plain, names), "crf": results_dict(result.crf, names),
@@ -235,11 +258,18 @@ def _run_all(session: v1.Session, fetches: dict) -> Iterator[dict]:
 
 
 def _predicted(examples: Iterator[dict], predictor: Predictor, tile, tile_overlap: float,
-               pool: CRFPool | None) -> Iterator[dict]:
+               pool: CRFPool | None, rule: LabelRule | None) -> Iterator[dict]:
     """Add each example's predictions (and CRF predictions, with a ``pool``) made by the Predictor."""
     for example in examples:
         example["predictions"], example["crf_predictions"] = labels_of(predictor, example["image"], tile,
-                                                                       tile_overlap, pool)
+                                                                       tile_overlap, pool, rule)
+        yield example
+
+
+def _ruled(examples: Iterator[dict], rule: LabelRule, ignore_label: int) -> Iterator[dict]:
+    """Add each example's predictions made from its probabilities under ``rule``."""
+    for example in examples:
+        example["predictions"] = labels_from_probabilities(example["probabilities"], rule, ignore_label)
         yield example
 
 
@@ -259,4 +289,4 @@ def _add(branch: _Branch, example: dict, predictions: np.ndarray, save_dir: str 
         branch.gallery.add(example["path"], example["image"], example["labels"], predictions)
     if save_dir is not None:
         save_prediction(save_dir, image_stem(example["path"]), predictions, branch.palette,
-                        suffix=branch.save_suffix)
+                        suffix=branch.save_suffix, void_label=branch.unknown_label)

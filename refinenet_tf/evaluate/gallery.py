@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from refinenet_tf.data.images import display_rgb
 from refinenet_tf.evaluate.metrics import ConfusionMatrix
 from refinenet_tf.palette import colourise
 
@@ -35,9 +36,11 @@ class GalleryImage:
     errors: np.ndarray
 
 
-def image_mean_iou(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> float:
-    """Mean IoU of one image over the classes in its ground truth or prediction (NaN: nothing scored)."""
-    confusion = ConfusionMatrix(num_classes)
+def image_mean_iou(labels: np.ndarray, predictions: np.ndarray, num_classes: int,
+                   unknown_label: int | None = None) -> float:
+    """Mean IoU of one image over the classes in its ground truth or prediction (NaN: nothing scored); predictions
+    of ``unknown_label`` are misses."""
+    confusion = ConfusionMatrix(num_classes, unknown_label=unknown_label)
     confusion.update(labels, predictions)
     return confusion.mean_iou()
 
@@ -76,11 +79,13 @@ class _Smallest:
 
 
 class Gallery:
-    """Ranks evaluated images by their mean IoU and keeps thumbnails of the ``size`` worst and best."""
+    """Ranks evaluated images by their mean IoU and keeps thumbnails of the ``size`` worst and best; predictions of
+    ``unknown_label`` (no class) are misses, painted in the void colour."""
 
-    def __init__(self, size: int, palette: np.ndarray) -> None:
+    def __init__(self, size: int, palette: np.ndarray, unknown_label: int | None = None) -> None:
         self.palette = np.asarray(palette, np.uint8)
         self.num_classes = len(self.palette)
+        self.unknown_label = unknown_label
         self._worst = _Smallest(size)  # key (mean IoU, order)
         self._best = _Smallest(size)  # key (-mean IoU, order)
         self.count = 0  # images seen
@@ -88,15 +93,15 @@ class Gallery:
     def add(self, path: str, image_rgb: np.ndarray, labels: np.ndarray, predictions: np.ndarray) -> float:
         """Rank one image (uint8 HxWx3, HxW labels and predictions); returns its mean IoU."""
         order, self.count = self.count, self.count + 1
-        score = image_mean_iou(labels, predictions, self.num_classes)
+        score = image_mean_iou(labels, predictions, self.num_classes, self.unknown_label)
         if math.isnan(score):
             return score
         worst, best = (score, order), (-score, order)
         wanted = [heap for heap, key in ((self._worst, worst), (self._best, best)) if heap.wants(key)]
         if wanted:
-            item = GalleryImage(path, score, order, _thumbnail(image_rgb, Image.BILINEAR),
+            item = GalleryImage(path, score, order, _thumbnail(display_rgb(image_rgb), Image.BILINEAR),
                                 _thumbnail(colourise(labels, self.palette), Image.NEAREST),
-                                _thumbnail(colourise(predictions, self.palette), Image.NEAREST),
+                                _thumbnail(colourise(predictions, self.palette, self.unknown_label), Image.NEAREST),
                                 _thumbnail(error_map(labels, predictions, self.num_classes), Image.NEAREST))
             for heap in wanted:
                 heap.push(worst if heap is self._worst else best, item)

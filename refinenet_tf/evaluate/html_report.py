@@ -133,7 +133,8 @@ def _header(results: Mapping, description: ModelDescription, directory: str, res
         ("flip", "yes" if metadata.get("flip") else "no"),
         ("CRF", _text(_crf_settings(metadata.get("crf")))),
     ]
-    rows += [(key, _text(metadata[key])) for key in ("tiles", "precision") if metadata.get(key) is not None]
+    rows += [(key, _text(metadata[key])) for key in ("tiles", "precision", "threshold", "min_confidence")
+             if metadata.get(key) is not None]
     rows += [("date", _text(datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"))),
              ("refinenet-tf", _text(__version__))]
     items = "".join(f'<dt>{key}</dt><dd data-key="{key}">{value}</dd>' for key, value in rows)

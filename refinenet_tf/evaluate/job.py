@@ -14,6 +14,7 @@ from refinenet_tf.evaluate.evaluator import EvaluationResult, InstanceMasks, eva
 from refinenet_tf.evaluate.html_report import check_report, write_report
 from refinenet_tf.evaluate.report import write_results_json
 from refinenet_tf.predict.crf import CRFParams
+from refinenet_tf.predict.decision import LabelRule
 from refinenet_tf.predict.graph import SINGLE_SCALE, PredictOptions
 
 _LOG = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class EvaluationJob:
     crf_workers: int = 1
     tile: tuple[int, int] | str | None = None
     tile_overlap: float = TILE_OVERLAP
+    rule: LabelRule | None = None  # --threshold / --min-confidence (None: argmax)
     precision: str = "float32"
     threads: int | None = None
     on_bad_sample: str = "fail"
@@ -51,7 +53,7 @@ def run_evaluation_job(checkpoint: str, samples: Sequence[Sample], description: 
                       save_dir=job.save_dir, instances=job.instances, on_bad_sample=job.on_bad_sample,
                       threads=job.threads, precision=job.precision,
                       report_images=job.report_images if job.report is not None else 0, tile=job.tile,
-                      tile_overlap=job.tile_overlap)
+                      tile_overlap=job.tile_overlap, rule=job.rule)
     results = evaluation_results(result, description, job.options, data_list, job.crf)
     results["metadata"].update(job.metadata)
     if job.results_file is not None:

@@ -4,6 +4,11 @@ Rows of the confusion matrix are ground-truth classes, columns predicted classes
 label lies in ``0 .. num_classes-1`` are counted, so the ignore label (255) and any other out-of-range
 value carry no weight. A class that appears neither in the ground truth nor in the predictions has no
 defined score: it is NaN ("n/a") and left out of every mean.
+
+Predictions may leave pixels *unknown* (``--min-confidence``): a matrix made with an ``unknown_label`` counts them
+per ground-truth class beside the matrix. They are misses: a false negative of their true class (in IoU, recall,
+F1 and pixel accuracy) and a false positive of none. ``coverage`` is the share of counted pixels that got a class,
+``accuracy_covered`` the pixel accuracy on those.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ def _check_num_classes(num_classes: int) -> int:
     return int(num_classes)
 
 
-def _valid_pixels(labels, predictions, num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flattened int64 labels and predictions, and the mask of pixels that count."""
+def _valid_pixels(labels, predictions, num_classes: int, unknown_label: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flattened int64 labels and predictions, and the mask of pixels that count (predictions are classes, or
+    ``unknown_label``)."""
     labels = np.asarray(labels)
     predictions = np.asarray(predictions)
     if labels.shape != predictions.shape:
@@ -32,6 +39,8 @@ def _valid_pixels(labels, predictions, num_classes: int) -> tuple[np.ndarray, np
     predictions = predictions.reshape(-1).astype(np.int64)
     valid = (labels >= 0) & (labels < num_classes)
     counted = predictions[valid]
+    if unknown_label is not None:
+        counted = counted[counted != unknown_label]
     if counted.size and (counted.min() < 0 or counted.max() >= num_classes):
         bad = counted[(counted < 0) | (counted >= num_classes)][0]
         raise DataError(f"prediction value {bad} is outside the {num_classes} classes (0..{num_classes - 1})")
@@ -69,6 +78,9 @@ class Scores:
     class_f1: np.ndarray | None = None
     mean_precision: float | None = None
     mean_f1: float | None = None
+    coverage: float | None = None  # with unknown pixels: the share of counted pixels that got a class
+    accuracy_covered: float | None = None  # with unknown pixels: the pixel accuracy on those that got a class
+    class_unknown: np.ndarray | None = None  # with unknown pixels: their count per ground-truth class
 
     @property
     def num_classes(self) -> int:
@@ -76,9 +88,10 @@ class Scores:
 
 
 class ConfusionMatrix:
-    """Accumulates a ``num_classes x num_classes`` pixel confusion matrix over a dataset."""
+    """Accumulates a ``num_classes x num_classes`` pixel confusion matrix over a dataset; with an ``unknown_label``
+    also the pixels predicted as that value (no class), per ground-truth class."""
 
-    def __init__(self, num_classes: int, matrix: np.ndarray | None = None):
+    def __init__(self, num_classes: int, matrix: np.ndarray | None = None, unknown_label: int | None = None):
         self.num_classes = _check_num_classes(num_classes)
         if matrix is None:
             matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
@@ -86,10 +99,16 @@ class ConfusionMatrix:
         if matrix.shape != (self.num_classes, self.num_classes):
             raise DataError(f"confusion matrix has shape {matrix.shape}, expected {(self.num_classes,) * 2}")
         self.matrix = matrix.copy()
+        self.unknown_label = unknown_label
+        self.unknown = np.zeros(self.num_classes, np.int64)
 
     def update(self, labels, predictions) -> None:
         """Count one image (or batch): ``labels`` and ``predictions`` are integer arrays of one shape."""
-        labels, predictions, valid = _valid_pixels(labels, predictions, self.num_classes)
+        labels, predictions, valid = _valid_pixels(labels, predictions, self.num_classes, self.unknown_label)
+        if self.unknown_label is not None:
+            missed = valid & (predictions == self.unknown_label)
+            self.unknown += np.bincount(labels[missed], minlength=self.num_classes)
+            valid &= ~missed
         cells = labels[valid] * self.num_classes + predictions[valid]
         counts = np.bincount(cells, minlength=self.num_classes**2)
         self.matrix += counts.reshape(self.num_classes, self.num_classes)
@@ -99,25 +118,26 @@ class ConfusionMatrix:
         if other.num_classes != self.num_classes:
             raise ConfigError(f"cannot merge confusion matrices of {other.num_classes} and {self.num_classes} classes")
         self.matrix += other.matrix
+        self.unknown += other.unknown
         return self
 
     def __add__(self, other: ConfusionMatrix) -> ConfusionMatrix:
-        return ConfusionMatrix(self.num_classes, self.matrix).merge(other)
+        return ConfusionMatrix(self.num_classes, unknown_label=self.unknown_label).merge(self).merge(other)
 
     def __iadd__(self, other: ConfusionMatrix) -> ConfusionMatrix:
         return self.merge(other)
 
     @property
     def total(self) -> int:
-        """Number of pixels counted."""
-        return int(self.matrix.sum())
+        """Number of pixels counted, unknown ones included."""
+        return int(self.matrix.sum() + self.unknown.sum())
 
     def true_positives(self) -> np.ndarray:
         return np.diag(self.matrix).astype(np.int64)
 
     def ground_truth_counts(self) -> np.ndarray:
-        """Pixels of each class in the ground truth (row sums)."""
-        return self.matrix.sum(axis=1)
+        """Pixels of each class in the ground truth (row sums, and those left unknown)."""
+        return self.matrix.sum(axis=1) + self.unknown
 
     def predicted_counts(self) -> np.ndarray:
         """Pixels predicted as each class (column sums)."""
@@ -153,6 +173,14 @@ class ConfusionMatrix:
     def mean_class_accuracy(self) -> float:
         return _nan_mean(self.class_accuracy())
 
+    def coverage(self) -> float:
+        """The share of counted pixels predicted as a class (not unknown)."""
+        return float(_nan_divide(self.matrix.sum(), self.total))
+
+    def accuracy_covered(self) -> float:
+        """Pixel accuracy on the pixels predicted as a class."""
+        return float(_nan_divide(self.true_positives().sum(), self.matrix.sum()))
+
     def frequency_weighted_iou(self) -> float:
         """Per-class IoU weighted by the class's share of ground-truth pixels."""
         if self.total == 0:
@@ -164,6 +192,7 @@ class ConfusionMatrix:
     def scores(self, instances: InstanceStats | None = None) -> Scores:
         """All scores at once; with ``instances`` also the per-class and mean nIoU."""
         class_niou = instances.class_niou(self) if instances is not None else None
+        unknown = self.unknown_label is not None
         return Scores(
             class_iou=self.class_iou(),
             class_accuracy=self.class_accuracy(),
@@ -178,6 +207,9 @@ class ConfusionMatrix:
             class_f1=self.class_f1(),
             mean_precision=_nan_mean(self.class_precision()),
             mean_f1=_nan_mean(self.class_f1()),
+            coverage=self.coverage() if unknown else None,
+            accuracy_covered=self.accuracy_covered() if unknown else None,
+            class_unknown=self.unknown.copy() if unknown else None,
         )
 
 
@@ -192,12 +224,14 @@ class InstanceStats:
 
     Instance masks hold one id per pixel; id 0 means "no instance" (stuff, or a crowd region) and
     such pixels take no part in the weighted counts. Ids only need to be unique within one class of
-    one image. The average sizes are those of all instances seen by :meth:`update` unless given.
+    one image. The average sizes are those of all instances seen by :meth:`update` unless given. Predictions of
+    ``unknown_label`` (no class) are misses.
     """
 
     def __init__(self, num_classes: int, thing_classes: Iterable[int],
-                 average_sizes: Mapping[int, float] | None = None):
+                 average_sizes: Mapping[int, float] | None = None, unknown_label: int | None = None):
         self.num_classes = _check_num_classes(num_classes)
+        self.unknown_label = unknown_label
         self.thing_classes = sorted({int(c) for c in thing_classes})
         outside = [c for c in self.thing_classes if not 0 <= c < self.num_classes]
         if outside:
@@ -210,7 +244,7 @@ class InstanceStats:
 
     def update(self, labels, predictions, instances) -> None:
         """Record the instances of one image: labels, predictions and instance ids of one shape."""
-        labels, predictions, valid = _valid_pixels(labels, predictions, self.num_classes)
+        labels, predictions, valid = _valid_pixels(labels, predictions, self.num_classes, self.unknown_label)
         instances = np.asarray(instances)
         if instances.size != labels.size:
             raise DataError(f"instance mask has {instances.size} pixels but labels {labels.size}")

@@ -14,11 +14,12 @@ from refinenet_tf.files import write_text_atomically
 
 NOT_AVAILABLE = "n/a"
 NAME_WIDTH = 24
-# The dataset-level scores in report order: (label, Scores attribute and results.json key); nIoU may be absent.
+# The dataset-level scores in report order: (label, Scores attribute and results.json key); nIoU, coverage and the
+# accuracy on covered pixels (with --min-confidence) may be absent.
 SUMMARY_SCORES = (("mean IoU", "mean_iou"), ("pixel accuracy", "pixel_accuracy"),
                   ("mean class accuracy", "mean_class_accuracy"), ("mean precision", "mean_precision"),
                   ("mean F1 (Dice)", "mean_f1"), ("frequency-weighted IoU", "frequency_weighted_iou"),
-                  ("mean nIoU", "mean_niou"))
+                  ("mean nIoU", "mean_niou"), ("coverage", "coverage"), ("accuracy on covered", "accuracy_covered"))
 # The per-class scores in report order: (column title, Scores attribute, results.json key); a class's accuracy
 # is its recall. nIoU is added when it was computed.
 CLASS_SCORES = (("IoU", "class_iou", "iou"), ("accuracy", "class_accuracy", "accuracy"),
@@ -121,6 +122,9 @@ def results_dict(scores: Scores, class_names: Sequence[str] | None = None,
     }
     if scores.mean_niou is not None:
         results["mean_niou"] = _number(scores.mean_niou)
+    if scores.coverage is not None:
+        results.update(coverage=_number(scores.coverage), accuracy_covered=_number(scores.accuracy_covered),
+                       unknown_pixels=scores.class_unknown.astype(int).tolist())
     if metadata:
         results["metadata"] = dict(metadata)
     return results

@@ -58,6 +58,14 @@ def require_pydensecrf() -> None:
     _densecrf_module()
 
 
+def check_crf_applies(preprocessing) -> None:
+    """Refuse, in one line, a dense CRF for a model whose images are not 8-bit RGB (its pairwise terms compare RGB
+    colours)."""
+    if not preprocessing.is_rgb:
+        raise ConfigError(f"{parameter('crf')} needs a model of 8-bit RGB images (the dense CRF compares RGB colours); "
+                          f"this model takes {preprocessing.channels}-band {preprocessing.input_dtype} images")
+
+
 def _check_inputs(probabilities: np.ndarray, image_rgb: np.ndarray) -> None:
     if probabilities.ndim != 3:
         raise DataError(f"CRF probabilities must be (height, width, classes), got shape {probabilities.shape}")

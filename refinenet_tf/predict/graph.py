@@ -2,8 +2,8 @@
 
 Order of operations, the same for evaluation, inference, export and validation during training:
 
-1. the RGB images (uint8 or float, ``[N,H,W,3]``, any size; usually N=1) are preprocessed inside the graph
-   as the model description says;
+1. the images (``[N,H,W,bands]``, any size, usually N=1: uint8 RGB, or the bands and type the model description
+   names) are preprocessed inside the graph as the model description says;
 2. for every scale the preprocessed input is resized bilinearly and run through the shared weights;
 3. the logits of every scale are resized bilinearly to the size of the scale-1.0 logits (output
    stride 4) and fused element-wise by ``max`` (DeepLab) or ``mean`` (original RefineNet);
@@ -57,7 +57,7 @@ SINGLE_SCALE = PredictOptions()
 class PredictorTensors(NamedTuple):
     """The graph's input and outputs: the first image's, and the whole batch's."""
 
-    image: tf.Tensor  # [N,H,W,3] RGB, uint8 or float in 0..255
+    image: tf.Tensor  # [N,H,W,bands]: uint8 RGB, or the model's bands and type
     labels: tf.Tensor  # [H,W] int32
     probabilities: tf.Tensor  # [H,W,C] float32
     logits_os: tf.Tensor  # [ceil(H/4),ceil(W/4),C] float32, scale 1.0, unmirrored, not resized
@@ -69,9 +69,12 @@ class PredictorTensors(NamedTuple):
 
 def build_predictor_graph(description: ModelDescription, options: PredictOptions = SINGLE_SCALE,
                           image: tf.Tensor | None = None) -> PredictorTensors:
-    """Build the prediction graph in the default graph; ``image`` defaults to a uint8 placeholder ``[N,H,W,3]``."""
+    """Build the prediction graph in the default graph; ``image`` defaults to a placeholder ``[N,H,W,bands]`` of the
+    model's input type (uint8 RGB for an RGB model)."""
     if image is None:
-        image = v1.placeholder(tf.uint8, [None, None, None, 3], name="image")
+        preprocessing = description.preprocessing
+        image = v1.placeholder(tf.as_dtype(preprocessing.input_dtype), [None, None, None, preprocessing.channels],
+                               name="image")
     others = list(options.scales)
     others.remove(1.0)
     scales = (1.0, *others)  # the scale-1.0 logits set the fusion size and are logits_os

@@ -299,15 +299,43 @@ def _prune(graph_def: v1.GraphDef, outputs: tuple[str, ...]) -> None:
             del graph_def.node[index]
 
 
-def checked_rgb(images, batch: bool = False, also: str = "") -> np.ndarray:
-    """``images`` as a uint8 RGB array: one image (H, W, 3), or with ``batch`` at least one (N, H, W, 3); else a
-    DataError saying what was expected (``also`` names other accepted forms) and what came."""
+@dataclass(frozen=True)
+class InputSpec:
+    """What a prediction graph's ``image`` input takes: the pixel type and the number of bands."""
+
+    dtype: str = "uint8"
+    channels: int = 3
+
+    @classmethod
+    def of_graph(cls, graph_def: v1.GraphDef) -> InputSpec:
+        """The spec of the ``image`` placeholder of a prediction GraphDef."""
+        node = next(node for node in graph_def.node if node.name == INPUT)
+        return cls(tf.as_dtype(node.attr["dtype"].type).name, int(node.attr["shape"].shape.dim[-1].size))
+
+    def describe(self, batch: bool) -> str:
+        """How the expected input reads in an error message."""
+        kind = "RGB" if self.channels == 3 and self.dtype == "uint8" else f"{self.channels}-band"
+        return (f"{self.dtype} {kind} images of shape (N, H, W, {self.channels})" if batch
+                else f"a {self.dtype} {kind} image of shape (H, W, {self.channels})")
+
+
+RGB = InputSpec()
+
+
+def checked_images(images, spec: InputSpec = RGB, batch: bool = False, also: str = "") -> np.ndarray:
+    """``images`` as an array the graph takes: one image (H, W, bands), or with ``batch`` at least one
+    (N, H, W, bands), of ``spec``'s type and band count (uint8 RGB by default); else a DataError saying what was
+    expected (``also`` names other accepted forms) and what came."""
     array = np.asarray(images)
-    fits = array.dtype == np.uint8 and array.ndim == (4 if batch else 3) and array.shape[-1] == 3
+    fits = array.dtype == np.dtype(spec.dtype) and array.ndim == (4 if batch else 3) and array.shape[-1] == spec.channels
     if not fits or (batch and not array.shape[0]):
-        expected = "uint8 RGB images of shape (N, H, W, 3)" if batch else "a uint8 RGB image of shape (H, W, 3)"
-        raise DataError(f"expected {expected}{also}, got {array.dtype} {array.shape}")
+        raise DataError(f"expected {spec.describe(batch)}{also}, got {array.dtype} {array.shape}")
     return array
+
+
+def checked_rgb(images, batch: bool = False, also: str = "") -> np.ndarray:
+    """:func:`checked_images` for uint8 RGB images (an RGB model's input)."""
+    return checked_images(images, RGB, batch, also)
 
 
 class ClosesOnExit(abc.ABC):
@@ -338,7 +366,9 @@ class GraphPredictor(ClosesOnExit):
         self.graph = tf.Graph()
         load = None
         with self.graph.as_default():
-            self.image = v1.placeholder(tf.uint8, [None, None, None, 3], name=INPUT)
+            self.input_spec = InputSpec.of_graph(model.graph_def if isinstance(model, InferenceGraph) else model)
+            self.image = v1.placeholder(tf.as_dtype(self.input_spec.dtype), [None, None, None, self.input_spec.channels],
+                                        name=INPUT)
             if isinstance(model, InferenceGraph):
                 self.outputs, load = model.import_into({INPUT: self.image})
             else:
@@ -351,12 +381,12 @@ class GraphPredictor(ClosesOnExit):
             load(self.session)
 
     def predict(self, image_rgb: np.ndarray, outputs: tuple[str, ...] = OUTPUTS[:3]) -> dict[str, np.ndarray]:
-        """Run one uint8 RGB image (H, W, 3) and return the requested outputs by name."""
-        return self.run_batch(checked_rgb(image_rgb)[None], outputs)
+        """Run one image (H, W, bands) and return the requested outputs by name."""
+        return self.run_batch(checked_images(image_rgb, self.input_spec)[None], outputs)
 
     def run_batch(self, images_rgb: np.ndarray, outputs: tuple[str, ...] = OUTPUTS[3:]) -> dict[str, np.ndarray]:
-        """Run uint8 RGB images of one size (N, H, W, 3) together and return the requested outputs by name."""
-        images = checked_rgb(images_rgb, batch=True)
+        """Run images of one size (N, H, W, bands) together and return the requested outputs by name."""
+        images = checked_images(images_rgb, self.input_spec, batch=True)
         unknown = sorted(set(outputs) - set(self.outputs))
         if unknown:
             raise ConfigError(f"unknown outputs {unknown}; choose from: {', '.join(OUTPUTS)}")

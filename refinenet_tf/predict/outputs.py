@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from refinenet_tf.data.images import display_rgb
 from refinenet_tf.errors import ConfigError
 from refinenet_tf.palette import colourise
 
@@ -46,16 +47,24 @@ def save_logits(path: str, logits: np.ndarray) -> None:
     _write(path, lambda: np.save(path, np.asarray(logits, dtype=np.float32)))
 
 
+def prediction_names(stem: str, suffix: str = "", overlay: bool = True) -> list[str]:
+    """The file names :func:`save_prediction` writes: index mask, coloured mask and (``overlay``) the overlay."""
+    return [f"{stem}{suffix}.png", f"{stem}{suffix}_colour.png", *([f"{stem}{suffix}_overlay.png"] if overlay else [])]
+
+
 def save_prediction(save_dir: str, stem: str, labels: np.ndarray, palette: np.ndarray,
-                    image_rgb: np.ndarray | None = None, suffix: str = "") -> list[str]:
-    """Write the index and coloured masks (and the overlay when ``image_rgb`` is given); returns the paths."""
+                    image_rgb: np.ndarray | None = None, suffix: str = "", void_label: int | None = None) -> list[str]:
+    """Write the index and coloured masks (and the overlay when ``image_rgb`` is given: the image, or for a model of
+    other bands its picture, see :func:`~refinenet_tf.data.images.display_rgb`); returns the paths.
+    ``void_label`` (unknown pixels) is coloured in the void colour."""
     if labels.max(initial=0) > 255:
         raise ConfigError(f"class index {labels.max()} does not fit an 8-bit index mask")
-    colours = colourise(labels, palette)
-    images = {f"{stem}{suffix}.png": Image.fromarray(labels.astype(np.uint8), mode="L"),
-              f"{stem}{suffix}_colour.png": Image.fromarray(colours, mode="RGB")}
+    colours = colourise(labels, palette, void_label)
+    names = prediction_names(stem, suffix, overlay=image_rgb is not None)
+    images = {names[0]: Image.fromarray(labels.astype(np.uint8), mode="L"),
+              names[1]: Image.fromarray(colours, mode="RGB")}
     if image_rgb is not None:
-        images[f"{stem}{suffix}_overlay.png"] = Image.fromarray(_blend(image_rgb, colours), mode="RGB")
+        images[names[2]] = Image.fromarray(_blend(display_rgb(image_rgb), colours), mode="RGB")
     os.makedirs(save_dir, exist_ok=True)
     written = []
     for name, image in images.items():

@@ -20,13 +20,15 @@ from refinenet_tf.description import ModelDescription, default_description, has_
 from refinenet_tf.errors import ConfigError, DescriptionError, parameter
 from refinenet_tf.hardware import choose_precision
 from refinenet_tf.models.memory import physical_memory_bytes, prediction_bytes_per_pixel
+from refinenet_tf.predict.decision import LabelRule, active, labels_from_probabilities
 from refinenet_tf.predict.graph import SINGLE_SCALE, PredictOptions
 from refinenet_tf.predict.inference_graph import (
     ClosesOnExit,
     GraphPredictor,
     build_inference_graph,
-    checked_rgb,
+    checked_images,
 )
+from refinenet_tf.predict.int8 import is_quantized
 from refinenet_tf.predict.tiling import (
     AUTO,
     LogitMap,
@@ -77,8 +79,9 @@ def description_for_checkpoint(checkpoint: str, arch: str | None = None, num_cla
                                           num_classes if num_classes is not None else NUM_CLASSES, **layout)
     changes = {}
     if img_mean is not None:
-        if len(img_mean) != 3:
-            raise DescriptionError(f"{parameter('img_mean')} needs 3 values, got {len(img_mean)}")
+        if len(img_mean) != description.preprocessing.channels:
+            raise DescriptionError(f"{parameter('img_mean')} needs {description.preprocessing.channels} values (one "
+                                   f"per band), got {len(img_mean)}")
         changes["preprocessing"] = dataclasses.replace(description.preprocessing, mean=tuple(img_mean))
     if ignore_label is not None:
         changes["ignore_label"] = ignore_label
@@ -90,7 +93,9 @@ class Predictor(ClosesOnExit):
     holds as ``graph_predictor``); several can coexist.
 
     ``precision`` is float32 (the default: published numbers reproduce exactly), bfloat16, or auto
-    (bfloat16 where the hardware computes it, see :func:`refinenet_tf.hardware.choose_precision`).
+    (bfloat16 where the hardware computes it, see :func:`refinenet_tf.hardware.choose_precision`). A quantized
+    model folder (``python -m refinenet_tf quantize``) runs in int8 whatever ``precision`` says; ``int8`` with a
+    checkpoint quantizes it first on the ``calibration`` images (list file or folder): :mod:`refinenet_tf.predict.int8`.
 
     >>> with Predictor("snapshots/", precision="auto") as predictor:
     ...     labels = predictor.predict(image_rgb, ("labels",)).labels
@@ -98,30 +103,47 @@ class Predictor(ClosesOnExit):
     """
 
     def __init__(self, checkpoint: str, description: ModelDescription | None = None,
-                 options: PredictOptions = SINGLE_SCALE, threads: int | None = None, precision: str = "float32"):
+                 options: PredictOptions = SINGLE_SCALE, threads: int | None = None, precision: str = "float32",
+                 calibration: str | None = None):
         self.description = description if description is not None else description_for_checkpoint(checkpoint)
         self.options = options
-        self.precision = choose_precision(precision)
+        self.precision = choose_precision("int8" if is_quantized(checkpoint) else precision)
         _LOG.info("predicting in %s", self.precision)
-        graph = build_inference_graph(self.description, checkpoint, options, self.precision.precision)
-        self.checkpoint = graph.checkpoint
-        self.graph_predictor = GraphPredictor(graph, threads, inter_op_threads=threads)
+        if self.precision.precision == "int8":
+            from refinenet_tf.quantize.folder import int8_predictor  # deferred: ONNX Runtime, int8 only
+
+            self.graph_predictor = int8_predictor(checkpoint, self.description, options, threads, calibration)
+            self.checkpoint = self.graph_predictor.path
+        else:
+            graph = build_inference_graph(self.description, checkpoint, options, self.precision.precision)
+            self.checkpoint = graph.checkpoint
+            self.graph_predictor = GraphPredictor(graph, threads, inter_op_threads=threads)
         self._bytes_per_pixel: float | None = None
 
     def close(self) -> None:
         """Release the session (the predictor is unusable afterwards)."""
         self.graph_predictor.close()
 
-    def predict(self, image_rgb: np.ndarray, outputs: Sequence[str] = DEFAULT_FIELDS) -> Prediction:
-        """Labels, softmax probabilities and stride-4 logits (those asked for) of one uint8 HxWx3 RGB image."""
-        return self.predict_batch(checked_rgb(image_rgb)[None], outputs)[0]
+    def predict(self, image_rgb: np.ndarray, outputs: Sequence[str] = DEFAULT_FIELDS,
+                rule: LabelRule | None = None) -> Prediction:
+        """Labels, softmax probabilities and stride-4 logits (those asked for) of one uint8 HxWx3 RGB image; with a
+        ``rule`` the labels follow it (see :mod:`refinenet_tf.predict.decision`)."""
+        return self.predict_batch(checked_images(image_rgb, self.graph_predictor.input_spec)[None], outputs,
+                                  rule)[0]
 
-    def predict_batch(self, images_rgb: np.ndarray, outputs: Sequence[str] = DEFAULT_FIELDS) -> list[Prediction]:
+    def predict_batch(self, images_rgb: np.ndarray, outputs: Sequence[str] = DEFAULT_FIELDS,
+                      rule: LabelRule | None = None) -> list[Prediction]:
         """:meth:`predict` for uint8 RGB images of one size ``(N, H, W, 3)``, run through the graph together."""
         unknown = sorted(set(outputs) - set(_OUTPUT_OF_FIELD))
         if unknown:
             raise ConfigError(f"unknown outputs {unknown}; choose from: {', '.join(_OUTPUT_OF_FIELD)}")
-        results = self.graph_predictor.run_batch(images_rgb, tuple(_OUTPUT_OF_FIELD[field] for field in outputs))
+        ruled = active(rule) and "labels" in outputs
+        fetched = [field for field in outputs if not (ruled and field == "labels")]
+        fetched += ["probabilities"] if ruled and "probabilities" not in outputs else []
+        results = self.graph_predictor.run_batch(images_rgb, tuple(_OUTPUT_OF_FIELD[field] for field in fetched))
+        if ruled:
+            results[_OUTPUT_OF_FIELD["labels"]] = labels_from_probabilities(
+                results[_OUTPUT_OF_FIELD["probabilities"]], rule, self.description.ignore_label)
         arrays = [results.get(_OUTPUT_OF_FIELD[field]) if field in outputs else None for field in Prediction._fields]
         return [Prediction(*(None if array is None else array[index] for array in arrays))
                 for index in range(len(images_rgb))]
@@ -144,11 +166,11 @@ class Predictor(ClosesOnExit):
                       batch_size: int = 1) -> LogitMap:
         """The blended stride-4 logits of overlapping ``tile`` windows of one image, ``batch_size`` windows
         through the graph at a time; read labels and probabilities from the :class:`LogitMap` in bands."""
-        image = checked_rgb(image_rgb)
+        image = checked_images(image_rgb, self.graph_predictor.input_spec)
         plan = plan_tiles(image.shape[:2], tile, overlap)
         _LOG.debug("%d windows of %dx%d", len(plan.windows), *plan.window)
 
         def fused(windows: np.ndarray) -> np.ndarray:
             return self.graph_predictor.run_batch(windows, ("fused_logits",))["fused_logits"]
 
-        return tiled_logits(fused, image, plan, self.description.preprocessing.fill_value_rgb(), batch_size)
+        return tiled_logits(fused, image, plan, self.description.preprocessing.fill_value(), batch_size)

@@ -31,8 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from refinenet_tf.defaults import IGNORE_LABEL
 from refinenet_tf.errors import ConfigError, parameter
 from refinenet_tf.predict.crf import CRFParams, CRFPool
+from refinenet_tf.predict.decision import LabelRule, active, labels_from_probabilities
 
 AUTO = "auto"  # tile only images too large for memory
 OUTPUT_STRIDE = 4  # the logits' stride: windows start on its grid
@@ -133,8 +135,9 @@ def blend_weights(height: int, width: int) -> np.ndarray:
 
 
 def window_pixels(image: np.ndarray, top: int, left: int, size: tuple[int, int], fill: np.ndarray) -> np.ndarray:
-    """The ``size`` window of ``image`` at (top, left); where it leaves the image it holds ``fill`` (uint8 RGB)."""
-    window = np.empty((*size, 3), np.uint8)
+    """The ``size`` window of ``image`` at (top, left); where it leaves the image it holds ``fill`` (one value per
+    band, in the image's type)."""
+    window = np.empty((*size, image.shape[-1]), image.dtype)
     window[...] = fill
     inside = image[top:top + size[0], left:left + size[1]]
     window[:inside.shape[0], :inside.shape[1]] = inside
@@ -174,8 +177,11 @@ class LogitMap:
         for start in range(0, self.image_size[0], rows):
             yield start, min(start + rows, self.image_size[0])
 
-    def labels(self) -> np.ndarray:
-        """The class of every pixel (argmax of the resized logits), int32 ``(H, W)``."""
+    def labels(self, rule: LabelRule | None = None, ignore_label: int = IGNORE_LABEL) -> np.ndarray:
+        """The class of every pixel, int32 ``(H, W)``: the argmax of the resized logits, or with a ``rule`` its
+        labels of the probabilities (unknown pixels ``ignore_label``)."""
+        if active(rule):
+            return _collected_labels(self.image_size, self.probability_bands(), rule, ignore_label)
         labels = np.empty(self.image_size, np.int32)
         for start, stop in self.bands():
             labels[start:stop] = self.rows(start, stop).argmax(axis=-1)
@@ -201,15 +207,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def tiled_logits(predict_windows: Callable[[np.ndarray], np.ndarray], image: np.ndarray, plan: TilePlan,
-                 fill_rgb, batch_size: int = 1) -> LogitMap:
-    """Predict ``image`` (uint8 HxWx3) window by window and blend the windows' stride-4 logits.
+                 fill_value, batch_size: int = 1) -> LogitMap:
+    """Predict ``image`` (HxWxbands: uint8 RGB, or the model's bands) window by window and blend the windows'
+    stride-4 logits.
 
-    ``predict_windows`` maps uint8 windows ``[N, h, w, 3]`` to their stride-4 logits ``[N, h/4, w/4, C]``; it is
-    called with up to ``batch_size`` windows at a time. ``fill_rgb`` is the colour of pixels beyond the image.
+    ``predict_windows`` maps windows ``[N, h, w, bands]`` to their stride-4 logits ``[N, h/4, w/4, C]``; it is
+    called with up to ``batch_size`` windows at a time. ``fill_value`` (per band) fills pixels beyond the image.
     """
     if batch_size < 1:
         raise ConfigError(f"{parameter('batch_size')} must be at least 1, got {batch_size}")
-    fill = np.clip(np.round(np.asarray(fill_rgb, np.float64)), 0, 255).astype(np.uint8)
+    fill = np.asarray(fill_value, np.float64)
+    if np.issubdtype(image.dtype, np.integer):
+        limits = np.iinfo(image.dtype)
+        fill = np.clip(np.round(fill), limits.min, limits.max)
+    fill = fill.astype(image.dtype)
     cells = (plan.window[0] // OUTPUT_STRIDE, plan.window[1] // OUTPUT_STRIDE)
     weights = blend_weights(*cells)
     canvas, total = None, np.zeros([size // OUTPUT_STRIDE for size in plan.padded_size], np.float32)
@@ -252,18 +263,27 @@ def crf_marginal_bands(logits: LogitMap, image: np.ndarray, pool: CRFPool) -> It
         yield start, marginals[start - top:stop - top]
 
 
-def argmax_into(labels: np.ndarray, bands: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
-    """Pass ``(first row, probabilities)`` bands through, writing each band's argmax into its rows of ``labels``."""
+def argmax_into(labels: np.ndarray, bands: Iterable[tuple[int, np.ndarray]], rule: LabelRule | None = None,
+                ignore_label: int = IGNORE_LABEL) -> Iterator[tuple[int, np.ndarray]]:
+    """Pass ``(first row, probabilities)`` bands through, writing each band's argmax (or with a ``rule`` its labels,
+    see :func:`~refinenet_tf.predict.decision.labels_from_probabilities`) into its rows of ``labels``."""
     for start, probabilities in bands:
-        labels[start:start + len(probabilities)] = probabilities.argmax(axis=-1)
+        labels[start:start + len(probabilities)] = labels_from_probabilities(probabilities, rule, ignore_label)
         yield start, probabilities
 
 
-def crf_labels(logits: LogitMap, image: np.ndarray, pool: CRFPool) -> np.ndarray:
+def crf_labels(logits: LogitMap, image: np.ndarray, pool: CRFPool, rule: LabelRule | None = None,
+               ignore_label: int = IGNORE_LABEL) -> np.ndarray:
     """Dense-CRF labels of an image from its :class:`LogitMap`, int32 ``(H, W)`` (see
-    :func:`crf_marginal_bands`)."""
-    labels = np.empty(logits.image_size, np.int32)
-    for _ in argmax_into(labels, crf_marginal_bands(logits, image, pool)):
+    :func:`crf_marginal_bands`), under ``rule`` when given."""
+    return _collected_labels(logits.image_size, crf_marginal_bands(logits, image, pool), rule, ignore_label)
+
+
+def _collected_labels(image_size: tuple[int, int], bands: Iterable[tuple[int, np.ndarray]], rule: LabelRule | None,
+                      ignore_label: int) -> np.ndarray:
+    """The labels of every probability band (see :func:`argmax_into`), int32 ``image_size``."""
+    labels = np.empty(image_size, np.int32)
+    for _ in argmax_into(labels, bands, rule, ignore_label):
         pass
     return labels
 

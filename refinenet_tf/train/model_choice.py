@@ -39,11 +39,13 @@ def description_to_train(snapshot_dir: str, restore_from: str | None = None, arc
                          num_classes: int | None = None, class_table: ClassTable | None = None,
                          stride_on: str | None = None, padding: str | None = None,
                          img_mean: Sequence[float] | None = None, ignore_label: int | None = None,
-                         not_restore_last: bool = False) -> ModelDescription:
+                         not_restore_last: bool = False, img_std: Sequence[float] | None = None) -> ModelDescription:
     """The model a run trains: the given values first, then the source's description, then the defaults.
 
     ``class_table`` sets the class names and colours (and the class count, unless ``num_classes`` is given,
-    which must then agree with it).
+    which must then agree with it). ``img_mean`` of 3 values changes an RGB model's mean; with ``img_std`` (or
+    another count) they describe a model of bands, one value per band (else measured on the training images,
+    see :mod:`refinenet_tf.data.band_statistics`).
     """
     source = source_description(snapshot_dir, restore_from, not_restore_last)
     arch = arch or (source.arch if source else DEFAULT_ARCH)
@@ -66,7 +68,12 @@ def description_to_train(snapshot_dir: str, restore_from: str | None = None, arc
         changes["stride_on"] = stride_on
     if padding:
         changes["padding"] = padding
-    if img_mean:
+    if img_std or (img_mean and len(img_mean) != 3):
+        if not (img_mean and img_std):
+            raise ConfigError(f"a model of bands needs both {parameter('img_mean')} and {parameter('img_std')}, one "
+                              "value per band (or neither: they are measured on the training images)")
+        changes["preprocessing"] = Preprocessing("RGB", 1.0, tuple(img_mean), tuple(img_std), "float32")
+    elif img_mean:
         old = base.preprocessing
         changes["preprocessing"] = Preprocessing(old.channel_order, old.scale, tuple(img_mean), old.std)
     if ignore_label is not None:

@@ -12,7 +12,11 @@ v1 = tf.compat.v1
 
 
 def display_images(images: tf.Tensor, preprocessing: Preprocessing) -> tf.Tensor:
-    """Preprocessed NHWC images -> uint8 RGB (the inverse of ``preprocessing.apply``)."""
+    """Preprocessed NHWC images -> uint8 RGB (the inverse of ``preprocessing.apply``); a model of other bands shows
+    its first three (grey: the first, repeated), two standard deviations either side of the mean."""
+    if not preprocessing.is_rgb:
+        bands = images[..., :3] if preprocessing.channels >= 3 else tf.tile(images[..., :1], [1, 1, 1, 3])
+        return tf.cast(tf.clip_by_value(tf.round(bands * 64.0 + 128.0), 0.0, 255.0), tf.uint8)
     pixels = (images * tf.constant(preprocessing.std, tf.float32) + tf.constant(preprocessing.mean, tf.float32))
     pixels = pixels / preprocessing.scale
     if preprocessing.channel_order == "BGR":

@@ -8,6 +8,8 @@ description, TensorBoard summaries and progress lines. SIGINT/SIGTERM save a sna
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import logging
 import math
 import signal
@@ -19,12 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from refinenet_tf import checkpoints, defaults
+from refinenet_tf import checkpoints, defaults, snapshots
 from refinenet_tf.checkpoints import variable_name
+from refinenet_tf.data.band_statistics import fit_input_bands
 from refinenet_tf.data.images import check_masks_hold_classes
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.data.reader import ON_BAD_SAMPLE, SkipCounter, reader_errors, train_dataset
-from refinenet_tf.description import ModelDescription
+from refinenet_tf.description import ModelDescription, default_description, has_description, load_description
 from refinenet_tf.errors import ConfigError, TrainingError, parameter
 from refinenet_tf.models.layers import DEFAULT_BATCH_NORM_DECAY
 from refinenet_tf.models.model import FUSIONS, MultiScaleLogits, build_model, multiscale_logits
@@ -48,6 +51,7 @@ from refinenet_tf.train.summaries import comparison_summary
 from refinenet_tf.train.validation import build_validation
 from refinenet_tf.train.validation import check_replicas as check_validation_replicas
 from refinenet_tf.train.validation import check_settings as check_validation
+from refinenet_tf.weights.input_bands import adapt_input_kernel
 
 v1 = tf.compat.v1
 _LOG = logging.getLogger(__name__)
@@ -143,8 +147,8 @@ class _GraphParts:
     image_summary: tf.Tensor | None
     model_variables: list
     saver_variables: list
-    writer: checkpoints.SnapshotWriter
-    start_writer: checkpoints.SnapshotWriter  # the starting weights (model.ckpt-0): the model and the step, no optimizer state
+    writer: snapshots.SnapshotWriter
+    start_writer: snapshots.SnapshotWriter  # the starting weights (model.ckpt-0): the model and the step, no optimizer state
     initialise_inputs: tf.Operation  # local variables and the input pipeline
     # every global variable, under a strategy (mirrored variables start through its own ops)
     initialise_variables: tf.Operation | None = None
@@ -165,6 +169,9 @@ class Trainer:
         self._plan = plan_run(config.snapshot_dir, config.restore_from, config.not_restore_last, config.description)
         self._resume_from = self._plan.resume_from
         self.loss = choose_loss(config, self._resume_from)
+        self._samples = read_list_file(config.data_dir, config.data_list)
+        self.config = config = dataclasses.replace(config, description=fit_input_bands(
+            config.description, [sample.image_path for sample in self._samples], config.data_list))
         self.graph = tf.Graph()
         with self.graph.as_default():
             threads = session_config(config.threads, inter_op_threads=config.threads)
@@ -196,7 +203,7 @@ class Trainer:
             if not self._resume_from and placement.is_chief:
                 # the starting weights as model.ckpt-0: what DeepLab's scripts name after one step, and a
                 # resume point before the first snapshot is due; the optimizer's state is its initial one
-                last_snapshot = checkpoints.save_snapshot(parts.start_writer, session, config.snapshot_dir, 0,
+                last_snapshot = snapshots.save_snapshot(parts.start_writer, session, config.snapshot_dir, 0,
                                                           config.description)
             writer = v1.summary.FileWriter(config.snapshot_dir)
             progress = _Progress(step, config.num_steps, config.batch_size * config.grad_update_every)
@@ -221,7 +228,7 @@ class Trainer:
                     if on_step is not None:
                         on_step(step, loss)
                     if (snapshot_due or self._stop_reason) and placement.is_chief:
-                        last_snapshot = checkpoints.save_snapshot(parts.writer, session, config.snapshot_dir, step,
+                        last_snapshot = snapshots.save_snapshot(parts.writer, session, config.snapshot_dir, step,
                                                                   config.description)
                         _LOG.info("saved %s", last_snapshot)
                     if self._validation is not None and placement.is_chief and not self._stop_reason:
@@ -240,7 +247,7 @@ class Trainer:
     def _build(self) -> _GraphParts:
         config, description = self.config, self.config.description
         v1.set_random_seed(config.random_seed)
-        samples = read_list_file(config.data_dir, config.data_list)
+        samples = self._samples
         check_masks_hold_classes([sample.mask_path for sample in samples if sample.mask_path], description.ignore_label,
                                  config.data_list)
         dataset = train_dataset(
@@ -280,7 +287,7 @@ class Trainer:
             image_summary = (comparison_summary(step.images, step.labels, step.logits, description, count)
                              if count else None)
             saver_variables = v1.global_variables()  # model, global step and momentum: a resume continues exactly
-            writer = checkpoints.SnapshotWriter.of(distributed.first_copies(placement, saver_variables))
+            writer = snapshots.SnapshotWriter.of(distributed.first_copies(placement, saver_variables))
             start_writer = writer.only(lambda name: name == variable_name(global_step)
                                        or not checkpoints.is_training_state(name))
             initialise_inputs = tf.group(v1.local_variables_initializer(), step.input_initializer)
@@ -320,6 +327,17 @@ class Trainer:
 
     # --- session ----------------------------------------------------------------------------------------
 
+    def _input_adapter(self, restore_from: str) -> Callable[[np.ndarray], np.ndarray] | None:
+        """How an RGB checkpoint's first kernel becomes this model's, for a model of other bands; else None."""
+        preprocessing = self.config.description.preprocessing
+        if preprocessing.is_rgb:
+            return None
+        source = (load_description(restore_from) if has_description(restore_from)
+                  else default_description(self.config.description.arch)).preprocessing
+        if not source.is_rgb:
+            return None
+        return functools.partial(adapt_input_kernel, source=source, bands=preprocessing.channels)
+
     def _initialise(self, session: v1.Session, restore_from: str | None) -> int:
         """Resume the snapshot folder's run or restore ``restore_from``, then initialise every variable neither
         gave a value (restored weights skip their random initialisation); the start step."""
@@ -335,7 +353,8 @@ class Trainer:
             report = checkpoints.restore(session, self._resume_from, self._first_copies(parts.saver_variables))
         elif restore_from:
             report = checkpoints.initialise_from(session, restore_from, self._first_copies(parts.model_variables),
-                                                 not_restore_last=config.not_restore_last)
+                                                 not_restore_last=config.not_restore_last,
+                                                 adapt_input=self._input_adapter(restore_from))
         elif config.train_batch_norm:
             _LOG.warning("no checkpoint to start from: every weight starts from random initialisation")
         else:

@@ -28,7 +28,7 @@ from typing import Protocol
 import numpy as np
 import tensorflow as tf
 
-from refinenet_tf import checkpoints
+from refinenet_tf import snapshots
 from refinenet_tf.data.images import check_labels, load_mask
 from refinenet_tf.data.listfile import Sample, read_list_file
 from refinenet_tf.data.reader import eval_dataset, reader_errors
@@ -149,7 +149,7 @@ class Validation:
             example = self._iterator.get_next()
             labels = build_predictor_graph(description, SINGLE_SCALE, image=example["raw"]).labels
         self._fetches = {"truth": example["label"][0], "predicted": labels}
-        self._writer = checkpoints.SnapshotWriter.of(model_variables) if config.keep_best else None
+        self._writer = snapshots.SnapshotWriter.of(model_variables) if config.keep_best else None
 
     def after_step(self, session: v1.Session, step: int, writer: v1.summary.FileWriter) -> None:
         """Validate when ``step`` is due (every ``every`` steps and the last one)."""
@@ -192,7 +192,7 @@ class Validation:
         best = self.best
         if math.isnan(mean_iou) or (best is not None and mean_iou <= best.mean_iou):
             return f"  best {100 * best.mean_iou:.2f}% at step {best.step}" if best else ""
-        kept = checkpoints.save_snapshot(self._writer, session, self._best_dir, step, self.description, keep=1)
+        kept = snapshots.save_snapshot(self._writer, session, self._best_dir, step, self.description, keep=1)
         self.best = BestRecord(step, float(mean_iou))
         write_text_atomically(os.path.join(self._best_dir, BEST_RECORD), json.dumps(asdict(self.best), indent=2) + "\n")
         return f"  new best, kept as {kept}"

@@ -19,11 +19,12 @@ import numpy as np
 import tensorflow as tf
 
 from refinenet_tf.architectures import ArchSpec, check_arch, is_backbone_variable, is_classifier_variable
-from refinenet_tf.checkpoints import SnapshotWriter, save_snapshot, variable_name
+from refinenet_tf.checkpoints import variable_name
 from refinenet_tf.defaults import RANDOM_SEED
 from refinenet_tf.description import ModelDescription, Preprocessing
 from refinenet_tf.errors import ConfigError, WeightsError, parameter
 from refinenet_tf.models.model import build_model
+from refinenet_tf.snapshots import SnapshotWriter, save_snapshot
 from refinenet_tf.weights.deeplab import read_deeplab_checkpoint
 from refinenet_tf.weights.keras_h5 import keras_depth, map_keras_layers, read_keras_h5
 from refinenet_tf.weights.source import SourceWeights, describe_names

@@ -8,7 +8,7 @@ quotes from DeepLab's CI script run in the DeepLab test below, in that script's 
 The commands run in order, in this process (``tests/support/scripts.py``), from a folder holding what they name
 (``tests/support/sandbox.py``); training commands get ``--num-steps 1 --input-size 64,64 --batch-size 1
 --grad-update-every 1`` appended (argparse keeps the last value), so they run the README's architectures in
-seconds. A training run that no later command reads is checked, then its files are deleted: the README's two
+seconds, and ``segment-archive`` gets ``--workers 1`` (the pipeline in this process). A training run that no later command reads is checked, then its files are deleted: the README's two
 ResNet-101 runs would otherwise hold 2.8 GB of disk.
 
 **DeepLab-ResNet-TF's CI script**, its nine lines as typed, in one folder and in order, against this project.
@@ -46,10 +46,11 @@ from tests.support.weight_files import write_deeplab_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 SECTIONS = ("## The DeepLab-ResNet-TF workflow", "## Large images and imbalanced data", "## Pretrained weights",
-            "## Bring your own data")
+            "## Bring your own data", "## Segment a whole archive")
 TRAINING = ("train.py", "train_msc.py")
 TINY = ["--num-steps", "1", "--input-size", "64,64", "--batch-size", "1", "--grad-update-every", "1",
         "--save-num-images", "0"]
+ONE_WORKER = ["--workers", "1"]  # segment-archive in this process (N workers would start N TensorFlow processes)
 BASH_BLOCK = re.compile(r"```bash\n(.*?)```", re.DOTALL)
 
 
@@ -108,7 +109,7 @@ def test_every_readme_command_runs(tmp_path, deeplab_checkpoint, large_disk):
     commands = [shlex.split(command) for command in written if command not in quoted]
     runs = []
     for index, words in enumerate(commands):
-        flags = words[2:] + (TINY if words[1] in TRAINING else [])
+        flags = words[2:] + (TINY if words[1] in TRAINING else []) + (ONE_WORKER if "segment-archive" in words else [])
         result = run_script(words[1], *flags, cwd=sandbox)
         command = " ".join(words)
         assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
@@ -122,6 +123,8 @@ def test_every_readme_command_runs(tmp_path, deeplab_checkpoint, large_disk):
             shutil.rmtree(run_folder.set_aside(str(sandbox / snapshot_dir)))
             runs.remove(snapshot_dir)
     assert (sandbox / "output" / "2007_000032_colour.png").is_file()
+    assert sorted(path.name for path in (sandbox / "archive").glob("*_overlay.png")) == \
+        [f"scene{index}_overlay.png" for index in range(3)]
     assert (sandbox / "predictions").is_dir() and (sandbox / "results.json").is_file()
 
 

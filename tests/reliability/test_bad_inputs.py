@@ -19,6 +19,7 @@ from refinenet_tf.description import Preprocessing, default_description, load_de
 from refinenet_tf.errors import CheckpointError, ConfigError, DataError, TrainingError
 from refinenet_tf.evaluate.evaluator import evaluate
 from refinenet_tf.models.model import build_model
+from refinenet_tf.snapshots import SnapshotWriter, save_snapshot
 from refinenet_tf.train.memory import check_fits_in_memory
 from refinenet_tf.train.trainer import TrainConfig, Trainer
 from tests.support.scripts import ARCH, TINY_MODEL_FLAGS, run_script, single_error_line
@@ -285,11 +286,11 @@ def test_full_disk_when_saving_says_so_and_keeps_the_previous_snapshot(tmp_path,
     description = default_description(ARCH, NUM_CLASSES)
     with tf.Graph().as_default():
         step = v1.train.get_or_create_global_step()
-        writer = checkpoints.SnapshotWriter.of([step, v1.get_variable("weights", [64, 64])])
+        writer = SnapshotWriter.of([step, v1.get_variable("weights", [64, 64])])
         with v1.Session() as session:
             session.run(v1.global_variables_initializer())
             session.run(step.assign(1))
-            checkpoints.save_snapshot(writer, session, str(snapshot_dir), 1, description)
+            save_snapshot(writer, session, str(snapshot_dir), 1, description)
             real_save = writer.save
 
             def save_half_then_fill_the_disk(sess, prefix):
@@ -300,7 +301,7 @@ def test_full_disk_when_saving_says_so_and_keeps_the_previous_snapshot(tmp_path,
             monkeypatch.setattr(writer, "save", save_half_then_fill_the_disk)
             session.run(step.assign(2))
             with pytest.raises(CheckpointError, match="cannot save model.ckpt-2: the disk is full") as error:
-                checkpoints.save_snapshot(writer, session, str(snapshot_dir), 2, description)
+                save_snapshot(writer, session, str(snapshot_dir), 2, description)
     assert str(error.value).startswith(str(snapshot_dir))
     assert f"the previous snapshot {snapshot_dir / 'model.ckpt-1'} is intact" in str(error.value)
     _assert_snapshot_intact(snapshot_dir, 1)

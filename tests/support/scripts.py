@@ -35,18 +35,22 @@ class ScriptResult:
 
 
 def run_script(script: str, *flags: object, cwd: str | os.PathLike = REPO) -> ScriptResult:
-    """Run ``python SCRIPT FLAGS...`` from ``cwd`` in this process; an uncaught exception is status 1 with its
-    traceback on stderr, as in a process."""
+    """Run ``python SCRIPT FLAGS...`` (or with ``script`` ``-m``, ``python -m MODULE FLAGS...``) from ``cwd`` in this
+    process; an uncaught exception is status 1 with its traceback on stderr, as in a process."""
+    module = str(flags[0]) if script == "-m" else None  # python -m MODULE FLAGS...
     path = str(REPO / script)
     stdout, stderr = io.StringIO(), io.StringIO()
     saved_argv, saved_cwd, saved_path = sys.argv, os.getcwd(), sys.path[:]
-    sys.argv = [path, *map(str, flags)]
-    sys.path.insert(0, os.path.dirname(path))  # as Python does for a script: its folder first
+    sys.argv = [module, *map(str, flags[1:])] if module else [path, *map(str, flags)]
+    sys.path.insert(0, str(cwd) if module else os.path.dirname(path))  # as Python does: the folder, else the script's
     try:
         os.chdir(cwd)
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
-                runpy.run_path(path, run_name="__main__")
+                if module:
+                    runpy.run_module(module, run_name="__main__", alter_sys=True)
+                else:
+                    runpy.run_path(path, run_name="__main__")
                 status = 0
             except SystemExit as exit_:
                 status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)

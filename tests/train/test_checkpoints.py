@@ -10,6 +10,7 @@ from refinenet_tf import checkpoints
 from refinenet_tf.description import default_description, load_description
 from refinenet_tf.errors import CheckpointError
 from refinenet_tf.models.model import build_model
+from refinenet_tf.snapshots import SnapshotWriter, save_snapshot
 
 v1 = tf.compat.v1
 
@@ -108,8 +109,8 @@ def test_21_class_checkpoint_into_3_class_model_needs_not_restore_last(tmp_path)
             session.run(v1.global_variables_initializer())
             expected = {v.op.name: value for v, value in zip(v1.global_variables(), session.run(v1.global_variables()),
                                                             strict=True)}
-            writer = checkpoints.SnapshotWriter.of(v1.global_variables())
-            prefix = checkpoints.save_snapshot(writer, session, str(tmp_path / "voc"), 100, description)
+            writer = SnapshotWriter.of(v1.global_variables())
+            prefix = save_snapshot(writer, session, str(tmp_path / "voc"), 100, description)
     with tf.Graph().as_default():
         build_model(v1.placeholder(tf.float32, [1, 32, 32, 3]), description.replace(num_classes=3))
         variables = v1.global_variables()
@@ -135,7 +136,7 @@ def test_the_snapshot_writer_writes_what_a_saver_writes_without_restore_ops(tmp_
     with tf.Graph().as_default() as graph:
         variables = [v1.get_variable(name, initializer=np.asarray(value)) for name, value in values.items()]
         before = len(graph.get_operations())
-        writer = checkpoints.SnapshotWriter.of(variables)
+        writer = SnapshotWriter.of(variables)
         start = writer.only(lambda name: not name.endswith("/Momentum"))
         written = len(graph.get_operations()) - before
         v1.train.Saver(variables)
@@ -161,17 +162,17 @@ def test_snapshots_are_renamed_into_place_listed_and_pruned(tmp_path):
     description = default_description("lw-refinenet-mobilenetv2", 3)
     with tf.Graph().as_default():
         variable = v1.get_variable("conv1/weights", initializer=np.zeros(2, np.float32))
-        writer = checkpoints.SnapshotWriter.of([variable])
+        writer = SnapshotWriter.of([variable])
         with v1.Session() as session:
             session.run(variable.initializer)
             for step in range(1, 6):
                 variable.load(np.full(2, step, np.float32), session)
-                checkpoints.save_snapshot(writer, session, str(snapshots), step, description, keep=3)
+                save_snapshot(writer, session, str(snapshots), step, description, keep=3)
             # a run killed while writing leaves temporary files and an index-less data file: step 5 stays the latest
             (snapshots / ".tmp-model.ckpt-6.data-00000-of-00001").write_bytes(b"partial")
             (snapshots / "model.ckpt-6.data-00000-of-00001").write_bytes(b"partial")
             assert checkpoints.latest_snapshot(str(snapshots)) == str(snapshots / "model.ckpt-5")
-            checkpoints.save_snapshot(writer, session, str(snapshots), 6, description, keep=3)
+            save_snapshot(writer, session, str(snapshots), 6, description, keep=3)
     names = sorted(os.listdir(snapshots))
     assert not any(name.startswith(".tmp-") for name in names)
     assert {name.split(".data")[0].split(".index")[0] for name in names if name.startswith("model.ckpt")} == {
@@ -190,10 +191,10 @@ def test_every_snapshot_file_gets_the_permissions_the_umask_allows(tmp_path, uma
     try:
         with tf.Graph().as_default():
             variable = v1.get_variable("conv1/weights", initializer=np.zeros(2, np.float32))
-            writer = checkpoints.SnapshotWriter.of([variable])
+            writer = SnapshotWriter.of([variable])
             with v1.Session() as session:
                 session.run(variable.initializer)
-                checkpoints.save_snapshot(writer, session, str(snapshots), 1,
+                save_snapshot(writer, session, str(snapshots), 1,
                                           default_description("lw-refinenet-mobilenetv2", 3))
     finally:
         os.umask(previous)
