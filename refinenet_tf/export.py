@@ -12,10 +12,10 @@ format                    file                             input -> outputs
                                                            [H,W,3] -> ``labels`` int32 [H,W],
                                                            ``probabilities`` float32 [H,W,C]
 ``frozen``                ``model.pb`` (binary GraphDef)   node ``image`` uint8 [N,H,W,3] -> nodes
-                                                           ``labels``, ``probabilities``, ``logits``
+                                                           ``labels``, ``probabilities``, ``logits_os``
                                                            (stride-4 logits [ceil(H/4),ceil(W/4),C]) of
                                                            the first image; ``batch_labels``,
-                                                           ``batch_probabilities``, ``batch_logits``,
+                                                           ``batch_probabilities``, ``batch_logits_os``,
                                                            ``fused_logits`` of every image
 ``tflite``                ``model.tflite``                 ``image`` uint8 [H,W,3] -> ``labels``,
                                                            ``probabilities``

@@ -8,8 +8,8 @@ that follows a convolution into it:
     w' = w * gamma / sqrt(var + eps)        b' = beta - mean * gamma / sqrt(var + eps)
 
 The input takes a batch of same-size images ``[N,H,W,3]``. Outputs of the first image: ``labels`` [H,W] int32
-(argmax after bilinear resize to the image size), ``probabilities`` [H,W,C] and ``logits`` at output stride 4;
-of every image: ``batch_labels``, ``batch_probabilities``, ``batch_logits`` and ``fused_logits`` (stride 4,
+(argmax after bilinear resize to the image size), ``probabilities`` [H,W,C] and ``logits_os`` at output stride 4;
+of every image: ``batch_labels``, ``batch_probabilities``, ``batch_logits_os`` and ``fused_logits`` (stride 4,
 fused over scales and mirroring, see :mod:`refinenet_tf.predict.graph`). ``precision='bfloat16'`` computes the network in bfloat16: the
 convolutions, their bias adds, activations, sums, pads and pools take and give bfloat16, so activations
 stay bfloat16 from one convolution to the next, with casts only where float32 work begins (bilinear
@@ -41,7 +41,7 @@ from refinenet_tf.sessions import new_session
 v1 = tf.compat.v1
 
 INPUT = "image"
-OUTPUTS = ("labels", "probabilities", "logits", "batch_labels", "batch_probabilities", "batch_logits",
+OUTPUTS = ("labels", "probabilities", "logits_os", "batch_labels", "batch_probabilities", "batch_logits_os",
            "fused_logits")
 PRECISIONS = ("float32", "bfloat16")
 CONVOLUTIONS = ("Conv2D", "DepthwiseConv2dNative")

@@ -39,7 +39,7 @@ from refinenet_tf.predict.tiling import (
 )
 
 _LOG = logging.getLogger(__name__)
-_OUTPUT_OF_FIELD = {"labels": "batch_labels", "probabilities": "batch_probabilities", "logits_os": "batch_logits",
+_OUTPUT_OF_FIELD = {"labels": "batch_labels", "probabilities": "batch_probabilities", "logits_os": "batch_logits_os",
                     "fused_logits": "fused_logits"}
 DEFAULT_FIELDS = ("labels", "probabilities", "logits_os")
 

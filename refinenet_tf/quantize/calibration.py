@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
-from refinenet_tf.data.images import images_named_by, load_image
+from refinenet_tf.data.images import images_named_by, load_model_image
 from refinenet_tf.defaults import CALIBRATION_IMAGES
+from refinenet_tf.description import Preprocessing
 from refinenet_tf.errors import ConfigError, parameter
 
 
@@ -21,11 +22,13 @@ def calibration_paths(source: str, data_dir: str | None = None, count: int = CAL
 
 
 class ImageReader(CalibrationDataReader):
-    """Feeds each image as a batch of one (``{input_name: uint8 [1,H,W,3]}``), read when asked for."""
+    """Feeds each image as a batch of one (``{input_name: [1,H,W,bands]}``, uint8 RGB for an RGB model, as
+    ``preprocessing`` takes them), read when asked for."""
 
-    def __init__(self, paths: Sequence[str], input_name: str):
+    def __init__(self, paths: Sequence[str], input_name: str, preprocessing: Preprocessing):
         self.paths = list(paths)
         self.input_name = input_name
+        self.preprocessing = preprocessing
         self.position = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -33,7 +36,7 @@ class ImageReader(CalibrationDataReader):
         if self.position >= len(self.paths):
             return None
         self.position += 1
-        return {self.input_name: load_image(self.paths[self.position - 1])[None]}
+        return {self.input_name: load_model_image(self.paths[self.position - 1], self.preprocessing)[None]}
 
     def rewind(self) -> None:
         """Start again from the first image."""

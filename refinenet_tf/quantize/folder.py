@@ -55,7 +55,7 @@ def quantize_checkpoint(checkpoint: str, description: ModelDescription, output_d
     float_path, int8_path = os.path.join(output_dir, FLOAT_FILE), os.path.join(output_dir, INT8_FILE)
     write_batch_onnx(description, prefix, float_path)
     float_model = OnnxPredictor(float_path, threads)
-    reader = ImageReader(paths, float_model.input_name)
+    reader = ImageReader(paths, float_model.input_name, description.preprocessing)
 
     def quantize(float_layers: list[str]) -> GuardResult:
         reader.rewind()
@@ -69,13 +69,13 @@ def quantize_checkpoint(checkpoint: str, description: ModelDescription, output_d
         if samples is None:
             return GuardResult(float("nan"), float("nan"), float("nan"), 0, float_layers)
         with OnnxPredictor(int8_path, threads) as int8_model:
-            result = compare(float_model, int8_model, samples, description.num_classes, description.ignore_label)
+            result = compare(float_model, int8_model, samples, description)
         result.float_layers = float_layers
         return result
 
     def rank() -> list[str]:
         with tempfile.TemporaryDirectory(dir=output_dir) as work_dir:
-            return rank_layers(float_path, int8_path, ImageReader(paths[:SENSITIVITY_IMAGES], reader.input_name),
+            return rank_layers(float_path, int8_path, ImageReader(paths[:SENSITIVITY_IMAGES], reader.input_name, description.preprocessing),
                                settings.op_types, work_dir)
 
     if samples is None:

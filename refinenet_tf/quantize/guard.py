@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from refinenet_tf.data.images import load_image, load_mask
+from refinenet_tf.data.images import load_mask, load_model_image
 from refinenet_tf.data.listfile import Sample
+from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import QuantizationError
 from refinenet_tf.evaluate.metrics import ConfusionMatrix
 from refinenet_tf.predict.int8 import OnnxPredictor
@@ -53,13 +54,14 @@ class GuardResult:
                 f"{len(self.float_layers)} layers in float, {self.images} images")
 
 
-def compare(float_model: OnnxPredictor, int8_model: OnnxPredictor, samples: Sequence[Sample], num_classes: int,
-            ignore_label: int) -> GuardResult:
+def compare(float_model: OnnxPredictor, int8_model: OnnxPredictor, samples: Sequence[Sample],
+            description: ModelDescription) -> GuardResult:
     """Both models' mean IoU on ``samples`` (images with masks) and their label agreement."""
+    num_classes, ignore_label = description.num_classes, description.ignore_label
     confusions = {"float": ConfusionMatrix(num_classes), "int8": ConfusionMatrix(num_classes)}
     agreeing = counted = 0
     for sample in samples:
-        image, mask = load_image(sample.image_path), load_mask(sample.mask_path)
+        image, mask = load_model_image(sample.image_path, description.preprocessing), load_mask(sample.mask_path)
         reference = float_model.predict(image, ("batch_labels",))["batch_labels"][0]
         labels = int8_model.predict(image, ("batch_labels",))["batch_labels"][0]
         confusions["float"].update(mask, reference)

@@ -28,9 +28,10 @@ from apache_beam.runners.portability import prism_runner  # noqa: E402
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner  # noqa: E402
 
 from refinenet_tf.archive import require_beam  # noqa: E402
+from refinenet_tf.archive.handler import Outcome  # noqa: E402
 from refinenet_tf.archive.inputs import archive_images  # noqa: E402
 from refinenet_tf.archive.job import ArchiveJob  # noqa: E402
-from refinenet_tf.archive.pipeline import ArchiveCounts, run_archive  # noqa: E402
+from refinenet_tf.archive.pipeline import ArchiveCounts, SegmentArchive, run_archive  # noqa: E402
 from refinenet_tf.archive.runner import pipeline_options  # noqa: E402
 from refinenet_tf.checkpoints import resolve_checkpoint  # noqa: E402
 from refinenet_tf.cli.segment_archive import main, split_beam_args  # noqa: E402
@@ -202,3 +203,21 @@ def test_without_beam_the_command_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=r'pip install "refinenet_tf\[beam\]"'):
         require_beam()
+
+
+@pytest.mark.slow
+def test_the_transform_fits_in_a_pipeline_of_ones_own(checkpoint, tmp_path):
+    good = write_images(tmp_path / "tiles", 2)
+    (bad,) = write_bad_images(tmp_path / "tiles")[:1]
+    job = archive_job(checkpoint, tmp_path / "out")
+    options, runner = pipeline_options([], workers=1)
+    with beam.Pipeline(runner=runner, options=options) as pipeline:
+        results = pipeline | beam.Create([*good, bad]) | SegmentArchive(job)
+        (results["done"] | "Done" >> beam.Map(lambda outcome: (outcome.path, len(outcome.files)))
+         | "WriteDone" >> beam.io.WriteToText(str(tmp_path / "done"), shard_name_template=""))
+        (results["failed"] | beam.Map(Outcome.failure_line)
+         | "WriteFailed" >> beam.io.WriteToText(str(tmp_path / "failed"), shard_name_template=""))
+    done = sorted((tmp_path / "done").read_text().splitlines())
+    assert done == sorted(str((path, 3)) for path in good)
+    assert (tmp_path / "failed").read_text().startswith(f"{bad}\t")
+    assert len(os.listdir(tmp_path / "out")) == 3 * len(good)

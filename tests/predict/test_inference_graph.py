@@ -45,7 +45,7 @@ def random_checkpoint(description, directory):
                 values[variable.initial_value] = value.astype(np.float32)
         session.run(v1.global_variables_initializer(), values)
         outputs = session.run({"labels": tensors.labels, "probabilities": tensors.probabilities,
-                               "logits": tensors.logits_os}, {tensors.image: image[None]})
+                               "logits_os": tensors.logits_os}, {tensors.image: image[None]})
         prefix = v1.train.Saver().save(session, str(directory / "model.ckpt"))
     return image, outputs, prefix
 
@@ -79,12 +79,12 @@ def test_folded_graph_equals_variable_graph(arch, saved_model):
     ops = [node.op for node in graph_def.node]
     assert not any(op.startswith("FusedBatchNorm") for op in ops) and "Placeholder" in ops  # the image only
     assert sum(node.name.endswith("/folded_biases") for node in graph_def.node) > 10
-    span = np.ptp(expected["logits"])
+    span = np.ptp(expected["logits_os"])
     assert span > 0
     for model in (graph_def, inference_graph):  # constants (an export) and weights loaded into variables
         with GraphPredictor(model, threads=2) as predictor:
             result = predictor.predict(image)
-        np.testing.assert_allclose(result["logits"], expected["logits"], atol=1e-4 * span, rtol=0)
+        np.testing.assert_allclose(result["logits_os"], expected["logits_os"], atol=1e-4 * span, rtol=0)
         np.testing.assert_allclose(result["probabilities"], expected["probabilities"], atol=1e-4 * span)
         assert result["labels"].shape == IMAGE_SIZE and result["labels"].dtype == np.int32
         assert_labels_match_except_ties(result["labels"], expected["labels"], expected["probabilities"], 1e-3)
@@ -128,8 +128,8 @@ def test_bfloat16_graph_stays_close_to_float32(saved_model):
     for model in (chained, per_convolution):
         with GraphPredictor(model) as predictor:
             result = predictor.predict(image)
-        difference = np.abs(result["logits"] - expected["logits"]).max()
-        assert 0 < difference < 0.05 * np.ptp(expected["logits"])  # rounded, yet close
+        difference = np.abs(result["logits_os"] - expected["logits_os"]).max()
+        assert 0 < difference < 0.05 * np.ptp(expected["logits_os"])  # rounded, yet close
         assert np.mean(result["labels"] == expected["labels"]) > 0.9
 
 

@@ -14,7 +14,7 @@ import tifffile
 from PIL import Image
 
 from refinenet_tf import RefineNet, checkpoints
-from refinenet_tf.cli import infer
+from refinenet_tf.cli import infer, quantize
 from refinenet_tf.data.images import load_mask, load_model_image
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.description import load_description
@@ -173,3 +173,17 @@ def test_the_api_segments_band_arrays_and_files(trained):
     np.testing.assert_array_equal(model.deploy(image=tifffile.imread(path)), from_file)
     with pytest.raises(DataError, match=r"image: 3 bands .* the model takes 4"):
         model.deploy(image=np.zeros((8, 8, 3), np.uint8))
+
+
+def test_a_band_model_quantizes_to_int8(trained, tmp_path):
+    pytest.importorskip("onnxruntime", reason="int8 runs on ONNX Runtime (the onnx extra)")
+    root, lists, folder = trained
+    quantize.main([str(folder / "bands"), "--data-dir", root, "--calibration-list", lists["bands"][0],
+                   "--calibration-images", "8", "--val-list", lists["bands"][1], "--tolerance", "5",
+                   "--output", str(tmp_path / "int8")])
+    guard = json.loads((tmp_path / "int8" / "model.json").read_text())["int8"]["guard"]
+    image = os.path.join(root, "images", "28.tif")
+    with Predictor(str(tmp_path / "int8")) as int8, Predictor(str(folder / "bands")) as float32:
+        picture = load_model_image(image, float32.description.preprocessing)
+        agreement = (int8.predict(picture, ("labels",)).labels == float32.predict(picture, ("labels",)).labels).mean()
+    assert guard["agreement"] > 0.95 and agreement > 0.95
