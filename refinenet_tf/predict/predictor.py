@@ -126,14 +126,15 @@ class Predictor(ClosesOnExit):
 
     def predict(self, image_rgb: np.ndarray, outputs: Sequence[str] = DEFAULT_FIELDS,
                 rule: LabelRule | None = None) -> Prediction:
-        """Labels, softmax probabilities and stride-4 logits (those asked for) of one uint8 HxWx3 RGB image; with a
+        """Labels, softmax probabilities and stride-4 logits (those asked for) of one image (uint8 HxWx3 RGB, or the
+        bands of a model of other bands); with a
         ``rule`` the labels follow it (see :mod:`refinenet_tf.predict.decision`)."""
         return self.predict_batch(checked_images(image_rgb, self.graph_predictor.input_spec)[None], outputs,
                                   rule)[0]
 
     def predict_batch(self, images_rgb: np.ndarray, outputs: Sequence[str] = DEFAULT_FIELDS,
                       rule: LabelRule | None = None) -> list[Prediction]:
-        """:meth:`predict` for uint8 RGB images of one size ``(N, H, W, 3)``, run through the graph together."""
+        """:meth:`predict` for images of one size ``(N, H, W, bands)``, run through the graph together."""
         unknown = sorted(set(outputs) - set(_OUTPUT_OF_FIELD))
         if unknown:
             raise ConfigError(f"unknown outputs {unknown}; choose from: {', '.join(_OUTPUT_OF_FIELD)}")
