@@ -7,7 +7,8 @@ descriptor 2, partly before any log level applies, so ``TF_CPP_MIN_LOG_LEVEL`` c
 A command's entry point (``refinenet_tf.cli.launch``), or a program calling ``refinenet_tf.quiet()``, puts a
 hook on the import system (:func:`arm`); importing the library alone does not. Just before ``tensorflow`` is first
 imported, fd 2 is routed through a filter that drops only lines in TensorFlow's/absl's log formats
-(fatal ``F`` lines are kept) and passes every other byte on unchanged. Python's ``sys.stderr`` writes
+(fatal ``F`` lines are kept), and the start-up lines of Apache Beam's local worker processes, and passes every other
+byte on unchanged. Python's ``sys.stderr`` writes
 to fd 2 as before, so C and Python output stay in one stream, in the order it was written (a direct
 path for Python would overtake C lines still in the pipe). The filter runs as a small separate
 process (``python -I -S`` on this file), so it drains everything even when this process crashes or
@@ -43,6 +44,14 @@ _LOG_LINE = re.compile(
     rb"[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "  # absl: I0000 00:00:1795870313.071329    6985 port.cc:153] ...
     rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] \S+:\d+\] "  # TF < 2.16: 2023-05-01 12:00:00.123456: I tensorflow/...
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"
+)
+# the start-up lines of Apache Beam's local worker processes (segment-archive), which print them before any log
+# level of ours applies: Beam's optional Google Cloud clients missing, its worker's log handler, its scratch folder
+_BEAM_WORKER_LINE = re.compile(
+    rb"(WARNING:root:)?apitools not found, and bigquery client libraries are not available despite the import not "
+    rb"raising an ImportError\.$"
+    rb"|INFO:__main__:Logging handler created\.$"
+    rb"|WARNING:__main__:No semi_persistent_directory found: "
 )
 # lines that continue the message of the log line just before them
 _CONTINUATION = re.compile(rb"To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.$")
@@ -90,7 +99,7 @@ class LineFilter:
     def _drops(self, line: bytes) -> bool:
         text = line.rstrip(b"\r")
         self._after_log = bool(_LOG_LINE.match(text) or (self._after_log and _CONTINUATION.match(text)))
-        return self._after_log
+        return self._after_log or bool(_BEAM_WORKER_LINE.match(text))
 
 
 def filter_stream(source: int = 0, target: int = 2) -> None:

@@ -64,6 +64,13 @@ def quiet_beam() -> None:
     local worker processes once (they print them themselves; Beam's job service would repeat them)."""
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
+    logging.getLogger().addFilter(_not_beams_missing_cloud_clients)
+
+
+def _not_beams_missing_cloud_clients(record: logging.LogRecord) -> bool:
+    """False for the warning Beam logs on the root logger when its optional Google Cloud clients are missing (a local
+    run needs none of them)."""
+    return not str(record.msg).startswith("apitools not found")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

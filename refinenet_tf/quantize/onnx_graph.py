@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import tensorflow as tf
@@ -22,6 +23,7 @@ def graph_to_onnx(graph_def: tf.compat.v1.GraphDef, path: str, outputs: Sequence
     except ImportError:
         raise ConfigError('ONNX needs tf2onnx and onnxruntime: pip install "refinenet_tf[onnx]"') from None
     shapes = {INPUT + ":0": list(input_shape)} if input_shape is not None else None
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # its INFO lines narrate each optimisation pass
     convert.from_graph_def(graph_def, input_names=[INPUT + ":0"], output_names=[name + ":0" for name in outputs],
                            opset=ONNX_OPSET, output_path=path, shape_override=shapes)
     return path

@@ -74,6 +74,8 @@ def test_two_workers_killed_part_way_then_finished_match_inference_py(tiny_check
     second = subprocess.run(command(tmp_path / "tiles", output, checkpoint), env=script_environment(),
                             capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr
+    # the command's own lines only: no TensorFlow or Beam worker start-up lines (from three processes)
+    assert [line for line in second.stderr.splitlines() if not line.startswith("segmented ")] == []
     last = second.stdout.strip().splitlines()[-1]
     done, skipped = (int(word) for word in last.split()[0:3:2])
     assert done + skipped == len(good) and skipped >= killed_with and "1 failed" in last

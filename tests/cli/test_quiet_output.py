@@ -214,6 +214,21 @@ def test_filter_drops_tensorflow_lines_only(chunk):
     assert _filtered(data.encode(), chunk) == (KEPT + "last line without newline").encode()
 
 
+BEAM_WORKER_LINES = (  # as two local Beam workers of segment-archive print them, Beam 2.77
+    "WARNING:root:apitools not found, and bigquery client libraries are not available despite the import not raising "
+    "an ImportError.",
+    "INFO:__main__:Logging handler created.",
+    "WARNING:__main__:No semi_persistent_directory found:  User registered objects (e.g. schema, logical type) "
+    "throughregisteries may not be effective",
+)
+
+
+def test_filter_drops_beam_worker_start_up_lines_only():
+    kept = "INFO:__main__:Logging handler created for my own program, too\nsegmented  4/4  0.4 img/s\n"
+    data = "".join(line + "\n" for line in BEAM_WORKER_LINES * 2) + kept
+    assert _filtered(data.encode(), 7) == kept.encode()
+
+
 def test_unfinished_line_is_released_and_its_rest_follows_unjudged():
     lines = LineFilter()
     assert lines.feed(b"ok\nprogress 10%") == b"ok\n" and lines.waiting
