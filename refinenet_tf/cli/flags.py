@@ -188,7 +188,7 @@ def add_calibration_flags(parser: argparse.ArgumentParser | argparse._ArgumentGr
                         help="images to calibrate int8 on: a list file (paths relative to --data-dir, masks "
                              "ignored) or a folder of images")
     parser.add_argument("--calibration-images", type=int, default=defaults.CALIBRATION_IMAGES, metavar="N",
-                        help="calibrate on the first N of them (default %(default)s)")
+                        help="calibrate on N of them, spread over the list or folder (default %(default)s)")
 
 
 def calibration_images(args: argparse.Namespace) -> list[str] | None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from refinenet_tf.data.images import checked_bands, read_bands
+from refinenet_tf.data.listfile import spread_over
 from refinenet_tf.description import ModelDescription, Preprocessing
 from refinenet_tf.errors import DataError
 
@@ -36,7 +37,7 @@ def band_statistics(paths: Sequence[str], preprocessing: Preprocessing,
                     limit: int = STATISTICS_IMAGES) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Each band's mean and standard deviation over up to ``limit`` of ``paths`` (spread over the list; unreadable
     ones left out), read as ``preprocessing`` takes them."""
-    picked = list(paths)[:: max(1, len(paths) // limit)][:limit]
+    picked = spread_over(paths, limit)
     total = total_squares = None
     count = 0
     for path in picked:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from refinenet_tf.data.listfile import read_list_file
+from refinenet_tf.data.listfile import read_list_file, spread_over
 from refinenet_tf.defaults import IMAGE_EXTENSIONS
 from refinenet_tf.description import Preprocessing
 from refinenet_tf.errors import DataError, parameter
@@ -221,7 +221,7 @@ def check_masks_hold_classes(mask_paths: Sequence[str], ignore_label: int, sourc
     every foreground pixel ignored."""
     if not mask_paths:
         return
-    picked = list(mask_paths)[:: max(1, len(mask_paths) // sample)][:sample]
+    picked = spread_over(mask_paths, sample)
     found: set[int] = set()
     for path in picked:
         try:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from refinenet_tf.errors import DataError, parameter
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,11 @@ def read_list_file(data_dir: str, list_path: str, require_masks: bool = True) ->
     if not samples:
         raise DataError(f"{list_path}: the list file holds no samples")
     return samples
+
+
+def spread_over(items: Sequence[T], count: int) -> list[T]:
+    """Up to ``count`` of ``items`` taken at even steps from the first, so that a sorted list is covered end to end."""
+    return list(items)[:: max(1, len(items) // count)][:count]
 
 
 def _read_lines(list_path: str) -> list[str]:

@@ -8,17 +8,18 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from refinenet_tf.data.images import images_named_by, load_model_image
+from refinenet_tf.data.listfile import spread_over
 from refinenet_tf.defaults import CALIBRATION_IMAGES
 from refinenet_tf.description import Preprocessing
 from refinenet_tf.errors import ConfigError, parameter
 
 
 def calibration_paths(source: str, data_dir: str | None = None, count: int = CALIBRATION_IMAGES) -> list[str]:
-    """The first ``count`` images of ``source``: a list file (paths relative to ``data_dir``, masks ignored),
-    a folder of images, or one image."""
+    """Up to ``count`` images of ``source``, spread over it: a list file (paths relative to ``data_dir``, masks
+    ignored), a folder of images, or one image."""
     if count < 1:
         raise ConfigError(f"{parameter('calibration_images')} must be at least 1, got {count}")
-    return images_named_by(source, data_dir)[:count]
+    return spread_over(images_named_by(source, data_dir), count)
 
 
 class ImageReader(CalibrationDataReader):

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from refinenet_tf.data.listfile import Sample, read_list_file
+from refinenet_tf.data.listfile import Sample, read_list_file, spread_over
 from refinenet_tf.errors import DataError
 
 
@@ -109,3 +109,10 @@ def test_binary_list_file(tmp_path, data_dir):
     list_path = tmp_path / "list.txt"
     list_path.write_bytes(b"\xff\xfe\x00garbage")
     assert str(list_path) in _error(data_dir, str(list_path))
+
+
+def test_spread_over_covers_a_sorted_list_end_to_end():
+    assert spread_over(range(10), 3) == [0, 3, 6]
+    assert spread_over(list("abcdefghij"), 5) == ["a", "c", "e", "g", "i"]
+    assert spread_over([1, 2], 100) == [1, 2]
+    assert spread_over([], 4) == []
