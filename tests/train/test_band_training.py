@@ -1,6 +1,7 @@
 """A model of four bands (RGB + near infrared) on data where two classes differ only in the fourth band: it clearly
 beats the same model on the RGB bands alone, both fine-tuned from the session's RGB toy model (its first kernel
-adapted to four bands), and it predicts, tiles and writes masks with no flag but its model.json."""
+adapted to four bands), and it predicts, tiles, exports, evaluates and quantizes with no flag but its model.json. A
+checkpoint converted from PyTorch starts a four-band model the same way."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ from refinenet_tf.evaluate.metrics import ConfusionMatrix
 from refinenet_tf.export import export_model
 from refinenet_tf.predict.predictor import Predictor
 from refinenet_tf.train.trainer import TrainConfig, Trainer
+from refinenet_tf.weights.convert import convert_weights
 from tests.support.scripts import run_script, single_error_line
 from tests.support.toy_data import NUM_CLASSES
+from tests.support.weight_files import write_mobilenet_state_dict
 
 pytestmark = pytest.mark.slow
 SIZE = (48, 48)
@@ -187,3 +190,22 @@ def test_a_band_model_quantizes_to_int8(trained, tmp_path):
         picture = load_model_image(image, float32.description.preprocessing)
         agreement = (int8.predict(picture, ("labels",)).labels == float32.predict(picture, ("labels",)).labels).mean()
     assert guard["agreement"] > 0.95 and agreement > 0.95
+
+
+def test_a_converted_pytorch_checkpoint_starts_a_band_model(trained, tmp_path):
+    pytest.importorskip("torch", reason="writing the PyTorch weight file needs torch")
+    root, lists, _ = trained
+    source = str(tmp_path / "lw_mobilenet.pth")
+    arrays = write_mobilenet_state_dict(source, num_classes=NUM_CLASSES)
+    convert_weights(source, "lw-refinenet", "lw-refinenet-mobilenetv2", NUM_CLASSES, str(tmp_path / "converted"))
+    description = load_description(str(tmp_path / "converted"))
+    config = TrainConfig(description=description, data_dir=root, data_list=lists["bands"][0],
+                         snapshot_dir=str(tmp_path / "bands"), restore_from=str(tmp_path / "converted"), batch_size=2,
+                         input_size=SIZE, optimizer="adam", learning_rate=1e-4, train_batch_norm=True, num_steps=1,
+                         save_pred_every=1, threads=2, log_every=1)
+    Trainer(config).run()
+    start = tf.train.load_checkpoint(str(tmp_path / "bands" / "model.ckpt-0")).get_tensor("layer1/conv/weights")
+    rgb = arrays["layer1/conv/weights"]  # torchvision's normalisation: the RGB filters carry over unscaled
+    np.testing.assert_allclose(start[:, :, :3], rgb, rtol=1e-6)
+    np.testing.assert_allclose(start[:, :, 3], rgb.mean(axis=2), rtol=1e-5, atol=1e-7)
+    assert load_description(str(tmp_path / "bands")).preprocessing.channels == 4
