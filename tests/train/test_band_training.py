@@ -209,3 +209,19 @@ def test_a_converted_pytorch_checkpoint_starts_a_band_model(trained, tmp_path):
     np.testing.assert_allclose(start[:, :, :3], rgb, rtol=1e-6)
     np.testing.assert_allclose(start[:, :, 3], rgb.mean(axis=2), rtol=1e-5, atol=1e-7)
     assert load_description(str(tmp_path / "bands")).preprocessing.channels == 4
+
+
+def test_segment_archive_writes_a_band_models_files_as_inference_py_does(trained, tmp_path):
+    pytest.importorskip("apache_beam", reason="segment-archive runs on Apache Beam (the beam extra)")
+    from refinenet_tf.cli.segment_archive import main as segment_archive  # deferred: Apache Beam, optional
+
+    root, _, folder = trained
+    images = [os.path.join(root, "images", f"{index}.tif") for index in (26, 27)]
+    for image in images:  # inference.py takes one image, a folder or a list file
+        infer.main([image, str(folder / "bands"), "--save-dir", str(tmp_path / "reference")])
+    segment_archive(["--input", os.path.join(root, "images", "2[67].tif"), "--output", str(tmp_path / "archive"),
+                     "--model", str(folder / "bands"), "--workers", "1", "--threads", "1"])
+    reference = sorted(os.listdir(tmp_path / "reference"))
+    assert reference == [f"{index}{suffix}.png" for index in (26, 27) for suffix in ("", "_colour", "_overlay")]
+    for name in reference:
+        assert (tmp_path / "archive" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
