@@ -250,14 +250,19 @@ def load_description(path: str) -> ModelDescription:
     if not os.path.isfile(json_path):
         raise DescriptionError(f"{json_path}: no model description found for {path} (give {parameter('arch')} and "
                                f"{parameter('num_classes')})")
-    try:
-        with open(json_path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DescriptionError(f"{json_path}: cannot read the model description ({error})") from None
+    data = read_description_json(json_path)
     if not isinstance(data, dict):
         raise DescriptionError(f"{json_path}: expected a JSON object")
     return ModelDescription.from_dict(data, source=json_path)
+
+
+def read_description_json(json_path: str):
+    """The parsed content of a model.json file, or a DescriptionError naming it when it cannot be read."""
+    try:
+        with open(json_path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DescriptionError(f"{json_path}: cannot read the model description ({error})") from None
 
 
 def _per_band(values, name: str, bands: int | None = None) -> tuple[float, ...]:

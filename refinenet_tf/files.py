@@ -6,6 +6,11 @@ import os
 import secrets
 
 
+def temporary_name(name: str) -> str:
+    """A hidden name, unique to this process and call, to write ``name``'s content under before renaming it."""
+    return f".tmp-{os.getpid()}-{secrets.token_hex(6)}-{name}"
+
+
 def write_text_atomically(path: str, text: str) -> None:
     """Write a file so that a reader sees either the old or the new content, never a partial one.
 
@@ -13,7 +18,7 @@ def write_text_atomically(path: str, text: str) -> None:
     ``model.json`` or a report is as readable as the checkpoint and picture files written beside it.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{secrets.token_hex(6)}-{os.path.basename(path)}")
+    temporary = os.path.join(directory, temporary_name(os.path.basename(path)))
     handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 from collections.abc import Iterable, Mapping
 
@@ -17,6 +16,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from refinenet_tf.errors import ConfigError
+from refinenet_tf.files import temporary_name
 
 
 def is_complete(destinations: Iterable[str]) -> bool:
@@ -34,7 +34,7 @@ def publish(scratch: str, plan: Mapping[str, str]) -> None:
 
 def _publish_file(local: str, destination: str) -> None:
     folder, name = FileSystems.split(destination)
-    temporary = FileSystems.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(6)}-{name}")
+    temporary = FileSystems.join(folder, temporary_name(name))
     try:
         with open(local, "rb") as source, FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as target:
             shutil.copyfileobj(source, target)

@@ -38,16 +38,15 @@ def band_statistics(paths: Sequence[str], preprocessing: Preprocessing,
     """Each band's mean and standard deviation over up to ``limit`` of ``paths`` (spread over the list; unreadable
     ones left out), read as ``preprocessing`` takes them."""
     picked = spread_over(paths, limit)
-    total = total_squares = None
-    count = 0
+    total, total_squares, count = np.zeros(preprocessing.channels), np.zeros(preprocessing.channels), 0
     for path in picked:
         try:
             pixels = checked_bands(read_bands(path), preprocessing, path).reshape(-1, preprocessing.channels)
         except DataError:
             continue  # the reader reports a bad image in its own way (or skips it)
         pixels = pixels.astype(np.float64)
-        total = pixels.sum(axis=0) + (0 if total is None else total)
-        total_squares = (pixels ** 2).sum(axis=0) + (0 if total_squares is None else total_squares)
+        total += pixels.sum(axis=0)
+        total_squares += (pixels ** 2).sum(axis=0)
         count += len(pixels)
     mean = total / count
     std = np.sqrt(np.maximum(total_squares / count - mean ** 2, 0.0))

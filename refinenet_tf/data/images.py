@@ -67,11 +67,16 @@ def load_image(path: str) -> np.ndarray:
             )
         _say_alpha_is_dropped(path, image.mode)
         if image.mode != "RGB":
-            with warnings.catch_warnings():
-                # PIL warns about palette transparency; dropping it is what we want.
-                warnings.simplefilter("ignore")
-                image = image.convert("RGBA" if image.mode in ("P", "PA") else "RGB").convert("RGB")
+            image = _to_rgb(image)
         return np.asarray(image, dtype=np.uint8)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """An 8-bit image of any colour mode as RGB: palettes expanded, alpha dropped."""
+    with warnings.catch_warnings():
+        # PIL warns about palette transparency; dropping it is what we want.
+        warnings.simplefilter("ignore")
+        return image.convert("RGBA" if image.mode in ("P", "PA") else "RGB").convert("RGB")
 
 
 def _say_alpha_is_dropped(path: str, mode: str) -> None:
@@ -88,19 +93,14 @@ def read_bands(path: str) -> np.ndarray:
     dropped, palettes expanded)."""
     name = path.lower()
     if name.endswith(".npy"):
-        try:
-            array = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise DataError(f"{path}: image file not found") from None
-        except (OSError, ValueError) as error:
-            raise DataError(f"{path}: cannot read the array ({error})") from None
+        array = _load_array(path)
     elif name.endswith((".tif", ".tiff")) and _tifffile() is not None:
         array = _read_tiff(path)
     else:
         with _open(path, "image") as image:
             _say_alpha_is_dropped(path, image.mode)
             if image.mode in ("P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "1"):
-                image = image.convert("RGBA" if image.mode in ("P", "PA") else "RGB").convert("RGB")
+                image = _to_rgb(image)
             elif image.mode == "LA":
                 image = image.convert("L")
             array = np.asarray(image)
@@ -238,14 +238,19 @@ def check_masks_hold_classes(mask_paths: Sequence[str], ignore_label: int, sourc
             "if another value marks what to ignore")
 
 
-def _array_size(path: str) -> tuple[int, int]:
-    """(height, width) of a ``.npy`` image, read from its header."""
+def _load_array(path: str, mmap_mode: str | None = None) -> np.ndarray:
+    """A ``.npy`` file's array (``mmap_mode='r'``: mapped, only its header read), or a DataError naming the file."""
     try:
-        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found") from None
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: cannot read the array ({error})") from None
+
+
+def _array_size(path: str) -> tuple[int, int]:
+    """(height, width) of a ``.npy`` image, read from its header."""
+    shape = _load_array(path, mmap_mode="r").shape
     if len(shape) not in (2, 3):
         raise DataError(f"{path}: expected an image of shape (height, width[, bands]), got {shape}")
     return int(shape[0]), int(shape[1])

@@ -30,6 +30,7 @@ from refinenet_tf.data.class_table import (
 from refinenet_tf.data.images import open_image
 from refinenet_tf.defaults import IGNORE_LABEL
 from refinenet_tf.errors import ConfigError, DataError, parameter
+from refinenet_tf.files import temporary_name
 from refinenet_tf.palette import colourise, voc_palette
 from refinenet_tf.progress import Progress
 
@@ -281,7 +282,7 @@ def _as_indices(image: Image.Image, path: str, what: str) -> np.ndarray:
 
 def _save_png(path: str, image: Image.Image) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = os.path.join(os.path.dirname(os.path.abspath(path)), f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    temporary = os.path.join(os.path.dirname(os.path.abspath(path)), temporary_name(os.path.basename(path)))
     try:
         image.save(temporary, format="PNG")
         os.replace(temporary, path)

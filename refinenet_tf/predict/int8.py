@@ -9,14 +9,13 @@ does, so :class:`~refinenet_tf.predict.predictor.Predictor` (and every command b
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
 import numpy as np
 
-from refinenet_tf.description import INT8_KEY, description_path
-from refinenet_tf.errors import ConfigError, DescriptionError, parameter
+from refinenet_tf.description import INT8_KEY, description_path, read_description_json
+from refinenet_tf.errors import ConfigError, parameter
 from refinenet_tf.predict.graph import SINGLE_SCALE, PredictOptions
 from refinenet_tf.predict.inference_graph import OUTPUTS, ClosesOnExit, InputSpec, checked_images
 
@@ -40,11 +39,7 @@ def int8_section(path: str) -> dict | None:
     json_path = description_path(path)
     if not os.path.isfile(json_path):
         return None
-    try:
-        with open(json_path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DescriptionError(f"{json_path}: cannot read the model description ({error})") from None
+    data = read_description_json(json_path)
     return data.get(INT8_KEY) if isinstance(data, dict) else None
 
 
