@@ -8,6 +8,9 @@ process; the first steps (graph optimisation, allocation) are not timed. The wei
 the learning rate tiny, so the loss stays finite; neither changes the work of a step. The PyTorch
 reference (LW ResNet-50 as in ``bench_torch_reference.py``, NCHW and channels_last) trains the same
 step (SGD with momentum, batch norm frozen, cross-entropy at stride 4) on random batches, with no reader.
+``--ops`` also traces one step after the timed ones (TensorFlow's step statistics) and lists where its time goes, by
+kind of operation, in the forward pass, the backward pass (the gradient's ops) and the update (the optimizer's). Traced times overlap when
+the inter-op pool runs ops side by side, so the shares, not the sums, are what to read.
 ``--quick`` (a smoke test) trains two steps of batch 1 at one small crop on two small images, every configuration
 in one process: its peak memory is not per configuration.
 """
@@ -15,6 +18,8 @@ in one process: its peak memory is not per configuration.
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import json
 import sys
 import tempfile
@@ -46,6 +51,7 @@ def parse_args(argv=None):
     parser.add_argument("--precisions", default="float32,bfloat16", help="comma-separated compute types")
     parser.add_argument("--torch", action="store_true", help="also time the PyTorch reference (needs torch)")
     parser.add_argument("--tag", default="", help="suffix of the section name (keeps several runs apart)")
+    parser.add_argument("--ops", action="store_true", help="also trace one step and list its time by kind of op")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # arch@crop@precision, comma-separated
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -62,7 +68,8 @@ def worker(args) -> list[dict]:
 
 
 def train(args, arch: str, crop: str, precision: str) -> dict:
-    """Train ``warmup + repeats`` steps of one 'arch@crop@precision' configuration; per-step seconds."""
+    """Train ``warmup + repeats`` steps of one 'arch@crop@precision' configuration (and one traced step after them
+    with ``--ops``); per-step seconds and the traced step's op times."""
     from refinenet_tf.description import default_description
     from refinenet_tf.train.trainer import TrainConfig, Trainer
 
@@ -73,15 +80,60 @@ def train(args, arch: str, crop: str, precision: str) -> dict:
         config = TrainConfig(
             description=default_description(arch, NUM_CLASSES), data_dir=directory, data_list=data_list,
             snapshot_dir=f"{directory}/snapshots", batch_size=args.batch_size, input_size=(int(crop), int(crop)),
-            num_steps=args.warmup + args.repeats, save_pred_every=10**9, save_num_images=0,
+            num_steps=args.warmup + args.repeats + int(args.ops), save_pred_every=10**9, save_num_images=0,
             random_scale=True, random_mirror=True, threads=args.threads or None, learning_rate=TINY_LEARNING_RATE,
             precision=precision)
         trainer = Trainer(config)
         stamps = []
-        trainer.run(lambda step, loss: stamps.append(time.perf_counter()))
-    step_seconds = np.diff(stamps)[max(args.warmup, 1) - 1:]  # the first step has no start stamp
+        with traced_step(config.num_steps if args.ops else None) as trace:  # the step after the timed ones
+            trainer.run(lambda step, loss: stamps.append(time.perf_counter()))
+    step_seconds = np.diff(stamps)[max(args.warmup, 1) - 1:-1 if args.ops else None]  # the first has no start stamp
     return {"arch": arch, "crop": int(crop), "precision": precision, "seconds": step_seconds.tolist(),
-            "peak_rss_mb": peak_rss_mb()}
+            "peak_rss_mb": peak_rss_mb(), "ops": op_times(trace)}
+
+
+@contextlib.contextmanager
+def traced_step(step: int | None):
+    """While the trainer runs, trace its ``step``-th update (1-based; None: none) with TensorFlow's step statistics,
+    which the yielded list receives. Session.run is wrapped for the length of the block (a benchmark's probe)."""
+    import tensorflow as tf
+
+    session_class, traces, calls = tf.compat.v1.Session, [], []
+    plain_run = session_class.run
+
+    def run(session, fetches, feed_dict=None, options=None, run_metadata=None):
+        if step is not None and isinstance(fetches, dict) and "train" in fetches:
+            calls.append(None)
+            if len(calls) == step:
+                metadata = tf.compat.v1.RunMetadata()
+                trace = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
+                result = plain_run(session, fetches, feed_dict, trace, metadata)
+                traces.append(metadata.step_stats)
+                return result
+        return plain_run(session, fetches, feed_dict, options, run_metadata)
+
+    session_class.run = run
+    try:
+        yield traces
+    finally:
+        session_class.run = plain_run
+
+
+def op_times(traces: list) -> dict[str, float]:
+    """Milliseconds per 'forward|backward|update OpType' in the traced step (the gradient's ops are the backward pass,
+    the optimizer's the update; oneDNN's _MklNative/_Mkl prefixes dropped)."""
+    times = collections.Counter()
+    for step_stats in traces:
+        for device in step_stats.dev_stats:
+            for node in device.node_stats:
+                if " = " not in node.timeline_label:
+                    continue
+                kind = node.timeline_label.split(" = ", 1)[1].split("(", 1)[0]
+                kind = kind.removeprefix("_MklNative").removeprefix("_Mkl").removeprefix("_")
+                phase = ("backward" if node.node_name.startswith("gradients") else
+                         "update" if "Apply" in kind else "forward")
+                times[f"{phase} {kind}"] += node.all_end_rel_micros / 1000
+    return dict(times)
 
 
 def torch_worker(args, layout: str, crop: int) -> dict:
@@ -128,7 +180,21 @@ def report(args, results: list[dict]) -> str:
                             "peak RSS MiB"], rows)
     notes = ("Trainer threads: `TrainConfig.threads` sets intra- and inter-op threads and the reader's parallel "
              "calls to the same number (`--threads`; 0 leaves TensorFlow's defaults).")
-    return machine_info(args) + "\n\n" + table + "\n\n" + notes
+    breakdowns = [op_table(result) for result in results if result.get("ops")]
+    return "\n\n".join([machine_info(args), table, notes, *breakdowns])
+
+
+def op_table(result: dict, rows: int = 12) -> str:
+    """The traced step of one configuration: its costliest kinds of op and their shares of the traced time."""
+    ops = result["ops"]
+    total = sum(ops.values())
+    ranked = sorted(ops.items(), key=lambda item: -item[1])[:rows]
+    backward = sum(ms for name, ms in ops.items() if name.startswith("backward"))
+    title = (f"Where one traced step's time goes: {result['arch']}, {result['precision']}, "
+             f"{result['crop']}x{result['crop']} (backward pass {100 * backward / total:.0f}% of the traced op time)")
+    table = markdown_table(["pass and op", "ms", "share"],
+                           [[name, f"{ms:.0f}", f"{100 * ms / total:.1f}%"] for name, ms in ranked])
+    return f"{title}\n\n{table}"
 
 
 def main(argv=None) -> None:

@@ -8,6 +8,7 @@ several models can live in one process.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
@@ -22,7 +23,14 @@ from refinenet_tf.data.class_table import ClassTable, read_class_table
 from refinenet_tf.data.images import checked_bands, load_model_image
 from refinenet_tf.data.layouts import prepare_dataset
 from refinenet_tf.data.listfile import read_list_file
-from refinenet_tf.defaults import DEFAULT_ARCH, NUM_CLASSES, REPORT_IMAGES, SNAPSHOT_DIR, TILE_OVERLAP
+from refinenet_tf.defaults import (
+    CALIBRATION_IMAGES,
+    DEFAULT_ARCH,
+    NUM_CLASSES,
+    REPORT_IMAGES,
+    SNAPSHOT_DIR,
+    TILE_OVERLAP,
+)
 from refinenet_tf.description import (
     ModelDescription,
     Preprocessing,
@@ -38,7 +46,7 @@ from refinenet_tf.palette import colourise
 from refinenet_tf.predict.decision import LabelRule
 from refinenet_tf.predict.graph import PredictOptions
 from refinenet_tf.predict.inference_graph import checked_rgb
-from refinenet_tf.predict.int8 import is_quantized
+from refinenet_tf.predict.int8 import is_quantized, require_onnxruntime
 from refinenet_tf.predict.predictor import Predictor
 from refinenet_tf.predict.segment import labels_of
 from refinenet_tf.predict.tiling import check_overlap, check_tile_setting
@@ -79,13 +87,19 @@ class RefineNet:
     ``model_type``, ``num_layers``, ``backbone`` and ``num_classes`` given here must agree with it.
     Otherwise they choose the architecture (default: full RefineNet, ResNet-101, 21 classes; a data set
     with a class table sets the class count when ``num_classes`` is not given). ``precision`` is what
-    ``deploy``, ``eval`` and ``export`` compute in: float32 (the default), bfloat16, or auto (bfloat16 where
-    the hardware computes it, see :func:`refinenet_tf.hardware.choose_precision`).
+    ``deploy``, ``eval`` and ``export`` compute in: float32 (the default), bfloat16, auto (bfloat16 where
+    the hardware computes it, see :func:`refinenet_tf.hardware.choose_precision`), or int8 (ONNX Runtime,
+    single scale; ``export`` writes ONNX only). A quantized model folder runs in int8 as it is; a checkpoint is
+    quantized once, when first needed, on the ``calibration`` images: a list file (paths relative to
+    ``calibration_data_dir``, default the list's folder), a folder of images or a sequence of image paths, of which
+    ``calibration_images`` spread over it are used (:func:`refinenet_tf.quantize.folder.quantize_checkpoint`,
+    without the accuracy guard; the quantized model lives in a temporary folder until :meth:`close`).
     """
 
     def __init__(self, model_type: str | None = None, num_layers: int | None = None, backbone: str | None = None,
                  num_classes: int | None = None, model: str | None = None, threads: int | None = None,
-                 precision: str = "float32"):
+                 precision: str = "float32", calibration: str | Sequence[str] | None = None,
+                 calibration_data_dir: str | None = None, calibration_images: int = CALIBRATION_IMAGES):
         if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
             raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -99,6 +113,9 @@ class RefineNet:
         self.model = model
         self.threads = threads
         self.precision = choose_precision(precision).precision
+        self._calibration = _calibration_settings(self.precision, calibration, calibration_data_dir,
+                                                  calibration_images)
+        self._int8: tuple[str, str, contextlib.ExitStack] | None = None  # checkpoint, its quantized folder, cleanup
         self.checkpoint: str | None = None
         self._description: ModelDescription | None = None
         self._described = model is not None and has_description(model)  # the description is fixed by model.json
@@ -214,20 +231,25 @@ class RefineNet:
         ``tile_overlap``, ``threshold`` and ``min_confidence`` as in :meth:`deploy`; with ``min_confidence`` the
         unknown pixels count as misses of their class and the results add ``coverage`` and ``accuracy_covered``.
         """
-        checkpoint = self._require_checkpoint("eval")
+        model = self._model_for("eval")
         data = self._dataset(dataset, data_dir, split, EVAL_SPLITS, "eval")
         options = PredictOptions(tuple(scales), fusion, flip)
         samples = read_list_file(data.data_dir, data.list_path)
         job = EvaluationJob(options, tile=tile, tile_overlap=tile_overlap,
                             rule=self._rule(threshold, min_confidence), precision=self.precision,
                             threads=self.threads, save_dir=save_dir, results_file=output_file, report=report,
-                            report_images=report_images)
-        return run_evaluation_job(checkpoint, samples, self.description, data.list_path, job)[1]
+                            report_images=report_images,
+                            metadata={"checkpoint": self.checkpoint} if model != self.checkpoint else {})
+        return run_evaluation_job(model, samples, self.description, data.list_path, job)[1]
 
     # --- export -------------------------------------------------------------------------------------------
 
     def export(self, output_dir: str, format: str = "saved_model", input_size: tuple[int, int] | None = None) -> str:
-        """Export the checkpoint (see :mod:`refinenet_tf.export`); returns the exported model's path."""
+        """Export the checkpoint (see :mod:`refinenet_tf.export`); returns the exported model's path. In int8, and
+        for a quantized model folder, the format is ``onnx``: the int8 model ``deploy`` runs."""
+        if self.precision == "int8":  # quantize only for a format that int8 can export
+            model = self._model_for("export") if format == "onnx" else self._require_checkpoint("export")
+            return export_model(model, output_dir, format, self.description, input_size, "int8")
         precision = self.precision if format in BFLOAT16_FORMATS else "float32"
         return export_model(self._require_checkpoint("export"), output_dir, format, self.description, input_size,
                             precision)
@@ -235,8 +257,9 @@ class RefineNet:
     # --- resources ----------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release the prediction sessions (they are reopened when needed)."""
+        """Release the prediction sessions and the int8 model quantized for them (both are remade when needed)."""
         self._close_predictors()
+        self._release_int8()
 
     def __enter__(self) -> RefineNet:
         return self
@@ -298,10 +321,33 @@ class RefineNet:
             raise ConfigError(f"{action}() needs trained weights: {where}; call train() first or pass model=")
         return self.checkpoint
 
+    def _model_for(self, action: str) -> str:
+        """What ``action`` runs: the checkpoint, or in int8 with calibration images the checkpoint quantized on them,
+        once per checkpoint, into a temporary folder kept until :meth:`close`."""
+        checkpoint = self._require_checkpoint(action)
+        if self.precision != "int8" or self._calibration is None or is_quantized(checkpoint):
+            return checkpoint  # int8 without calibration: the Predictor's one-line error says what is missing
+        if self._int8 is None or self._int8[0] != checkpoint:
+            self._release_int8()
+            require_onnxruntime()
+            from refinenet_tf.quantize.folder import quantized_folder  # deferred: ONNX Runtime, for int8 only
+
+            cleanup = contextlib.ExitStack()
+            folder = cleanup.enter_context(quantized_folder(checkpoint, self.description, threads=self.threads,
+                                                            **self._calibration))
+            self._int8 = (checkpoint, folder, cleanup)
+        return self._int8[1]
+
+    def _release_int8(self) -> None:
+        """Delete the int8 model quantized from the checkpoint, if any."""
+        if self._int8 is not None:
+            self._int8[2].close()
+            self._int8 = None
+
     def _predictor(self, scales: tuple[float, ...], fusion: str, flip: bool) -> Predictor:
         options = PredictOptions(tuple(float(scale) for scale in scales), fusion, flip)
         if options not in self._predictors:
-            self._predictors[options] = Predictor(self._require_checkpoint("deploy"), self.description, options,
+            self._predictors[options] = Predictor(self._model_for("deploy"), self.description, options,
                                                   threads=self.threads, precision=self.precision)
         return self._predictors[options]
 
@@ -345,6 +391,25 @@ def _resolve_dataset(dataset: str, data_dir: str | None, split: str | None, pref
     elif split not in prepared.lists:
         raise ConfigError(f"split={split!r} is not in {dataset}; choose one of: {', '.join(prepared.lists)}")
     return _Data(prepared.lists[split], prepared.data_dir, prepared.table)
+
+
+def _calibration_settings(precision: str, calibration, data_dir: str | None, images: int) -> dict | None:
+    """The calibration arguments of :func:`~refinenet_tf.quantize.folder.quantize_checkpoint`, checked (None without
+    ``calibration``)."""
+    if calibration is None:
+        return None
+    if precision != "int8":
+        raise ConfigError(f"calibration applies to precision='int8', not {precision!r}: drop it or ask for int8")
+    if isinstance(calibration, (str, os.PathLike)):
+        calibration = os.fspath(calibration)
+    elif isinstance(calibration, Sequence) and calibration and all(isinstance(path, (str, os.PathLike))
+                                                                    for path in calibration):
+        calibration = [os.fspath(path) for path in calibration]
+    else:
+        raise ConfigError(f"calibration must be a list file, a folder or a sequence of image paths, got {calibration!r}")
+    if not isinstance(images, int) or images < 1:
+        raise ConfigError(f"calibration_images must be a positive integer, got {images!r}")
+    return {"calibration": calibration, "data_dir": data_dir, "calibration_images": images}
 
 
 def _check_choice(name: str, value, allowed: Sequence) -> None:

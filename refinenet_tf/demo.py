@@ -157,8 +157,8 @@ def _prepare_data(paths: DemoPaths, settings: DemoSettings) -> PreparedDataset:
                                       ConversionOptions(workers=settings.threads or 1, progress=None))
 
 
-def _description(table: ClassTable) -> ModelDescription:
-    return default_description(ARCH, table.num_classes, class_names=list(table.names),
+def _description(table: ClassTable, arch: str = ARCH) -> ModelDescription:
+    return default_description(arch, table.num_classes, class_names=list(table.names),
                                colours=[list(colour) for colour in table.colours])
 
 

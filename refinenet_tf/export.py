@@ -1,4 +1,4 @@
-"""Export a checkpoint for serving: TF SavedModel, frozen GraphDef, TFLite or ONNX.
+"""Export a checkpoint for serving: TF SavedModel, frozen GraphDef, TFLite or ONNX (float or int8).
 
 Every format is made from the frozen, batch-norm-folded graph of :mod:`refinenet_tf.predict.inference_graph`,
 so preprocessing, the bilinear resize to the image size, softmax and argmax are inside the model and
@@ -21,28 +21,43 @@ format                    file                             input -> outputs
                                                            ``probabilities``
 ``onnx``                  ``model.onnx``                   ``image`` uint8 [1,H,W,3] -> ``labels``,
                                                            ``probabilities``
+``onnx``, int8            ``model.onnx``: ONNX Runtime's   the same as ``onnx``
+                          static int8 (QDQ) model
 ========================  ===============================  ==============================================
+
+An int8 export (``precision='int8'``, ONNX only) is the int8 model of a quantized model folder (``python -m
+refinenet_tf quantize``), or of the checkpoint quantized now on ``calibration`` images (with the accuracy guard when
+``val_list`` is given) by :func:`refinenet_tf.quantize.folder.quantize_checkpoint`: int8 convolutions, additions and
+max pooling; preprocessing, the resize, softmax and argmax in float (docs/INT8.md). Its labels are those of the
+Predictor running the same quantized model. A quantized folder exports only this way, whatever ``precision`` says.
+The export's ``model.json`` is the model description, as for every format: the record of the quantization
+(settings, the guard's numbers) is kept only in a quantized folder's ``model.json``, so make one with ``quantize``
+first to keep it.
 
 A model of other bands (grey, 16-bit, RGB+NIR, ...) takes its own bands and type where the table says uint8 and 3
 (its model.json records them). H and W are free unless ``input_size`` fixes them. A TFLite model with free sizes needs
 ``interpreter.resize_tensor_input(index, [H, W, 3])`` and ``allocate_tensors()`` before each new size.
-ONNX needs the optional packages ``tf2onnx`` and ``onnxruntime`` (``pip install refinenet_tf[onnx]``).
+ONNX needs the optional packages ``tf2onnx`` and ``onnxruntime`` (``pip install refinenet_tf[onnx]``); other formats
+import neither.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Sequence
 
 import tensorflow as tf
 
 from refinenet_tf.checkpoints import resolve_checkpoint
+from refinenet_tf.defaults import CALIBRATION_IMAGES, INT8_TOLERANCE
 from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import ConfigError, parameter
 from refinenet_tf.hardware import choose_precision
 from refinenet_tf.predict.inference_graph import INPUT, InputSpec, build_inference_graph
+from refinenet_tf.predict.int8 import INT8_FILE, check_calibration, is_quantized, require_onnxruntime
 from refinenet_tf.predict.predictor import description_for_checkpoint
-from refinenet_tf.quantize.onnx_graph import graph_to_onnx
+from refinenet_tf.quantize.onnx_graph import first_image_onnx, graph_to_onnx
 
 v1 = tf.compat.v1
 
@@ -55,35 +70,76 @@ SERVED_OUTPUTS = ("labels", "probabilities")
 
 def export_model(checkpoint: str, output_dir: str, format: str = "saved_model",
                  description: ModelDescription | None = None,
-                 input_size: tuple[int, int] | None = None, precision: str = "float32") -> str:
+                 input_size: tuple[int, int] | None = None, precision: str = "float32",
+                 calibration: str | Sequence[str] | None = None, calibration_images: int = CALIBRATION_IMAGES,
+                 val_list: str | None = None, data_dir: str | None = None,
+                 tolerance: float = INT8_TOLERANCE) -> str:
     """Export ``checkpoint`` (file or directory; its model.json unless ``description`` is given) to ``output_dir``.
 
     ``input_size`` (height, width) fixes the image size of SavedModel, TFLite and ONNX exports (the
     frozen graph always takes any size). ``precision`` (float32, bfloat16 or auto) applies to SavedModel and
-    frozen exports. Returns the path of the exported model (folder or file).
+    frozen exports; int8 to ONNX, from a quantized model folder or from a checkpoint quantized on the
+    ``calibration`` images (list file relative to ``data_dir``, folder or paths; ``calibration_images`` of them),
+    guarded on the labelled ``val_list`` within ``tolerance`` mean IoU points when given. Returns the path of the
+    exported model (folder or file).
     """
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
+    quantized = is_quantized(checkpoint)
     precision = choose_precision(precision).precision
+    precision = "int8" if quantized else precision  # a quantized folder is int8 whatever precision says
     if precision == "int8":
-        raise ConfigError(f"{parameter('precision')} int8: make an int8 model folder with python -m refinenet_tf "
-                          "quantize (ONNX Runtime), or export in float32 or bfloat16")
-    if precision != "float32" and format not in BFLOAT16_FORMATS:
+        _check_int8_request(checkpoint, format, quantized, calibration, val_list)
+    elif calibration or val_list:
+        raise ConfigError(f"{parameter('calibration')} and {parameter('val_list')} apply to {parameter('precision')} "
+                          "int8: add it or drop them")
+    if precision not in ("float32", "int8") and format not in BFLOAT16_FORMATS:
         raise ConfigError(f"{parameter('precision')} {precision} applies to {' and '.join(BFLOAT16_FORMATS)} "
                           f"exports; export {format} in float32")
     if input_size is not None:
         input_size = _checked_size(input_size)
         if format == "frozen":
             raise ConfigError("input_size does not apply to the frozen format (its graph takes any size)")
-    prefix = resolve_checkpoint(checkpoint)
+    prefix = checkpoint if quantized else resolve_checkpoint(checkpoint)
     description = description if description is not None else description_for_checkpoint(checkpoint)
     _prepare_folder(output_dir)
-    graph_def = build_inference_graph(description, prefix, precision=precision).frozen()
-    writers = {"saved_model": _write_saved_model, "frozen": _write_frozen, "tflite": _write_tflite,
-               "onnx": _write_onnx}
-    path = writers[format](graph_def, output_dir, input_size)
+    if precision == "int8":
+        path = _write_int8_onnx(prefix, description, output_dir, input_size, calibration=calibration,
+                                calibration_images=calibration_images, val_list=val_list, data_dir=data_dir,
+                                tolerance=tolerance)
+    else:
+        graph_def = build_inference_graph(description, prefix, precision=precision).frozen()
+        writers = {"saved_model": _write_saved_model, "frozen": _write_frozen, "tflite": _write_tflite,
+                   "onnx": _write_onnx}
+        path = writers[format](graph_def, output_dir, input_size)
     description.save(output_dir)
     return path
+
+
+def _check_int8_request(checkpoint: str, format: str, quantized: bool, calibration, val_list: str | None) -> None:
+    """Refuse, before any work, an int8 export that cannot be made: another format than ONNX, calibration for a
+    folder already quantized, a checkpoint without calibration images, or no ONNX Runtime."""
+    if quantized and format != "onnx":
+        raise ConfigError(f"{checkpoint}: a quantized model folder exports only as onnx (its int8 model); export "
+                          f"the checkpoint it was quantized from as {format}")
+    if format != "onnx":
+        raise ConfigError(f"{parameter('precision')} int8 exports the onnx format only (ONNX Runtime's int8 "
+                          f"model); use {parameter('format')} onnx, or export {format} in float32")
+    if quantized and (calibration or val_list):
+        raise ConfigError(f"{checkpoint} is quantized already: drop {parameter('calibration')} and "
+                          f"{parameter('val_list')}")
+    check_calibration(checkpoint, calibration)
+    require_onnxruntime()
+
+
+def _write_int8_onnx(checkpoint: str, description: ModelDescription, output_dir: str,
+                     input_size: tuple[int, int] | None, **quantize_options) -> str:
+    """The int8 model of a quantized folder, or of ``checkpoint`` quantized now, as the ONNX export's model.onnx."""
+    from refinenet_tf.quantize.folder import quantized_folder  # deferred: ONNX Runtime, int8 exports only
+
+    with quantized_folder(checkpoint, description, **quantize_options) as folder:
+        return first_image_onnx(os.path.join(folder, INT8_FILE), os.path.join(output_dir, FILE_NAMES["onnx"]),
+                                SERVED_OUTPUTS, input_size)
 
 
 def serving_function(graph_def: v1.GraphDef, input_size: tuple[int, int] | None = None) -> tf.types.experimental.ConcreteFunction:
@@ -137,11 +193,14 @@ def _write_onnx(graph_def: v1.GraphDef, output_dir: str, input_size: tuple[int, 
 
 
 def _prepare_folder(output_dir: str) -> None:
-    """Create ``output_dir``, refusing a file or a checkpoint folder (whose model.json would be replaced)."""
+    """Create ``output_dir``, refusing a file, a checkpoint folder or a quantized model folder (whose model.json
+    would be replaced)."""
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ConfigError(f"{output_dir}: is a file; the export goes into a folder")
     if glob.glob(os.path.join(glob.escape(output_dir), "*.index")):
         raise ConfigError(f"{output_dir}: holds checkpoints; export into another folder")
+    if os.path.isdir(output_dir) and is_quantized(output_dir):
+        raise ConfigError(f"{output_dir}: is a quantized model folder; export into another folder")
     os.makedirs(output_dir, exist_ok=True)
 
 

@@ -119,6 +119,7 @@ LONGEST_FILES = ("tests/cli/test_command_sequences.py", "tests/reliability/test_
                  "tests/train/test_rare_class.py", "tests/predict/test_inference_graph.py",
                  "tests/models/test_architectures.py", "tests/distribute/test_distributed.py",
                  "tests/cli/test_fine_tuning.py", "tests/predict/test_tiling_memory.py",
+                 "tests/quantize/test_int8_accuracy.py",
                  "tests/train/test_validation.py", "tests/train/test_run_folder.py")
 
 

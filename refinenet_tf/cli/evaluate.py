@@ -5,7 +5,8 @@ needed for checkpoints without one. ``--output results.json`` records the scores
 matrix (with the CRF: ``{"plain": ..., "crf": ..., "metadata": ...}``); ``--report DIR`` writes them as a web
 page with charts and the worst and best images. ``--threshold`` and ``--min-confidence`` make the labels from the
 probabilities (see inference.py); with ``--min-confidence`` the unknown pixels count as misses of their class and
-the table adds the coverage and the accuracy on covered pixels.
+the table adds the coverage and the accuracy on covered pixels. ``--precision int8 --calibration-list LIST`` quantizes
+the checkpoint first (at ``--scales 1.0``; a quantized model folder needs neither flag).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def build_parser(with_crf: bool = False, multiscale: bool = True) -> argparse.Ar
     parser.add_argument("--num-steps", type=int, default=None,
                         help="evaluate only the first N images of the list (DeepLab's name for the image count)")
     flags.add_predict_flags(parser, defaults.MULTISCALE_SCALES if multiscale else (1.0,))
+    flags.add_calibration_group(parser)
     flags.add_tile_flags(parser)
     flags.add_label_rule_flags(parser)
     parser.add_argument("--output", default=None, help="write the scores and confusion matrix to this JSON file")
@@ -87,7 +89,8 @@ def run_evaluation(argv: Sequence[str] | None, with_crf: bool, multiscale: bool 
         instances = read_instance_list(args.data_dir, args.instance_list, samples, args.thing_classes)
     job = EvaluationJob(options, crf=crf, crf_workers=getattr(args, "crf_workers", 1), tile=args.tile,
                         tile_overlap=args.tile_overlap, rule=flags.label_rule(args), precision=args.precision,
-                        threads=args.threads, on_bad_sample=args.on_bad_sample, instances=instances, save_dir=args.save_dir,
+                        calibration=flags.calibration_images(args), threads=args.threads,
+                        on_bad_sample=args.on_bad_sample, instances=instances, save_dir=args.save_dir,
                         results_file=args.output or None, report=args.report or None,
                         report_images=args.report_images)
     result, results = run_evaluation_job(prefix, samples, description, args.data_list, job)

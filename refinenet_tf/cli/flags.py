@@ -191,6 +191,24 @@ def add_calibration_flags(parser: argparse.ArgumentParser | argparse._ArgumentGr
                         help="calibrate on N of them, spread over the list or folder (default %(default)s)")
 
 
+def add_calibration_group(parser: argparse.ArgumentParser) -> None:
+    """The calibration flags as a group of their own, for commands that quantize a checkpoint when asked for int8."""
+    add_calibration_flags(parser.add_argument_group("int8 (--precision int8 with a checkpoint)"))
+
+
+def add_quantize_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, guarded: bool = False) -> None:
+    """--data-dir, the calibration flags, --val-list and --tolerance: how a checkpoint is quantized to int8 and
+    checked against float32 (``guarded``: --val-list is required)."""
+    parser.add_argument("--data-dir", default=None,
+                        help="folder the list files' paths are relative to (default: each list's folder)")
+    add_calibration_flags(parser)
+    parser.add_argument("--val-list", required=guarded, default=None, metavar="LIST",
+                        help="labelled list ('image mask' per line) the accuracy guard scores int8 and float32 on"
+                             + ("" if guarded else " (default: no guard)"))
+    parser.add_argument("--tolerance", type=float, default=defaults.INT8_TOLERANCE, metavar="POINTS",
+                        help="mean IoU points int8 may lose against float32 (default %(default)s)")
+
+
 def calibration_images(args: argparse.Namespace) -> list[str] | None:
     """The image files chosen by :func:`add_calibration_flags` (None without --calibration-list)."""
     if not args.calibration_list:

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=None, help="folder a list file's paths are relative to "
                                                          "(default: the list file's folder)")
     flags.add_predict_flags(parser, (1.0,))
-    flags.add_calibration_flags(parser.add_argument_group("int8 (--precision int8 with a checkpoint)"))
+    flags.add_calibration_group(parser)
     parser.add_argument("--save-dir", default=defaults.SAVE_DIRECTORY,
                         help=f"output folder (default {defaults.SAVE_DIRECTORY})")
     add_segment_flags(parser)

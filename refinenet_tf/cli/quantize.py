@@ -12,7 +12,6 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from refinenet_tf import defaults
 from refinenet_tf.cli import flags
 from refinenet_tf.cli.evaluate import checkpoint_description
 from refinenet_tf.errors import ConfigError, parameter
@@ -27,14 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         "inference.py photo.jpg int8/ --save-dir output/"])
     parser.add_argument("checkpoint", help="checkpoint file or directory (its model.json describes the model)")
     parser.add_argument("--output", required=True, metavar="DIR", help="folder to write the int8 model folder into")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder the list files' paths are relative to (default: each list's folder)")
-    parser.add_argument("--val-list", required=True, metavar="LIST",
-                        help="labelled list ('image mask' per line) the accuracy guard scores int8 and float32 on")
-    parser.add_argument("--tolerance", type=float, default=defaults.INT8_TOLERANCE, metavar="POINTS",
-                        help="mean IoU points int8 may lose against float32 (default %(default)s)")
+    flags.add_quantize_flags(parser, guarded=True)
     parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: every core)")
-    flags.add_calibration_flags(parser)
     flags.add_model_flags(parser, restore_help="the same as CHECKPOINT (DeepLab-style spelling)")
     return parser
 

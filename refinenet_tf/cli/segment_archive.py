@@ -5,22 +5,28 @@ bucket URL). An image that cannot be read or predicted goes to the failures file
 goes on; it ends with the counts done, skipped and failed. A second run skips the images whose files are all
 there (each file is published whole, by a rename). Options after ``--`` go to Beam (``--runner DataflowRunner``,
 ``--runner FlinkRunner --flink_master HOST:PORT``...); without ``--runner`` the run is local, on --workers
-processes. Needs ``pip install "refinenet_tf[beam]"``; docs/ARCHIVE.md has the details.
+processes. Needs ``pip install "refinenet_tf[beam]"``; docs/ARCHIVE.md has the details. ``--precision int8
+--calibration-list LIST`` quantizes a checkpoint once, before a local run, for every worker (a cluster's workers need
+a quantized model folder made with ``quantize``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from refinenet_tf.archive import require_beam
 from refinenet_tf.cli import flags
 from refinenet_tf.cli.evaluate import checkpoint_description
 from refinenet_tf.cli.infer import add_segment_flags, check_settings_fit, segment_settings
+from refinenet_tf.description import ModelDescription
 from refinenet_tf.errors import ConfigError, parameter
+from refinenet_tf.hardware import choose_precision
+from refinenet_tf.predict.int8 import check_calibration, check_single_scale, is_quantized
 
 _PROG = "python -m refinenet_tf segment-archive"
 
@@ -46,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--failures", default=None, metavar="PATH",
                         help="where the failures file goes (default OUTPUT/failures.tsv)")
     flags.add_predict_flags(parser, (1.0,))
+    flags.add_calibration_group(parser)
     add_segment_flags(parser)
     return parser
 
@@ -73,6 +80,30 @@ def _not_beams_missing_cloud_clients(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("apitools not found")
 
 
+@contextlib.contextmanager
+def model_for_workers(args: argparse.Namespace, prefix: str, description: ModelDescription,
+                      local: bool) -> Iterator[str]:
+    """The model the workers load: ``prefix``, or for int8 with a plain checkpoint that checkpoint quantized here, once,
+    into a temporary folder kept for the run (a local run only: a cluster's workers could not read it)."""
+    quantized = is_quantized(prefix)
+    if not quantized and choose_precision(args.precision).precision != "int8":
+        yield prefix
+        return
+    check_single_scale(flags.predict_options(args))  # before any quantization or worker starts
+    if quantized:
+        yield prefix
+        return
+    calibration = flags.calibration_images(args)
+    check_calibration(prefix, calibration)
+    if not local:
+        raise ConfigError(f"{parameter('precision')} int8 on a cluster needs a quantized model folder its workers can "
+                          f"read: make one with python -m refinenet_tf quantize and give it as {parameter('model')}")
+    from refinenet_tf.quantize.folder import quantized_folder  # deferred: ONNX Runtime, checked with the list
+
+    with quantized_folder(prefix, description, calibration, threads=args.threads) as folder:
+        yield folder
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``segment-archive``."""
     ours, beam_args = split_beam_args(sys.argv[1:] if argv is None else argv)
@@ -93,10 +124,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     workers = args.workers or os.cpu_count() or 1
     options, beam_runner = runner.pipeline_options(beam_args, workers)
     threads = args.threads if args.threads or beam_runner is None else max(1, (os.cpu_count() or 1) // workers)
-    archive_job = job.ArchiveJob(prefix, description, args.output, settings, flags.predict_options(args),
-                                 several=len(images) > 1, threads=threads, precision=args.precision)
     failures = args.failures or pipeline.failures_path(args.output)
-    print(f"{len(images)} images -> {args.output}", flush=True)
-    counts = pipeline.run_archive(archive_job, images, failures, options, beam_runner,
-                                  progress=beam_runner is not None)
+    with model_for_workers(args, prefix, description, local=beam_runner is not None) as model:
+        archive_job = job.ArchiveJob(model, description, args.output, settings, flags.predict_options(args),
+                                     several=len(images) > 1, threads=threads, precision=args.precision)
+        print(f"{len(images)} images -> {args.output}", flush=True)
+        counts = pipeline.run_archive(archive_job, images, failures, options, beam_runner,
+                                      progress=beam_runner is not None)
     print(counts.line(failures), flush=True)

@@ -143,7 +143,18 @@ def train_dataset(
     dataset = dataset.map(prepare, num_parallel_calls=num_parallel_calls, deterministic=True)
     dataset = _drop_unusable(dataset, on_bad_sample)
     dataset = dataset.map(transform, num_parallel_calls=num_parallel_calls, deterministic=True)
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return dataset.with_options(_without_autotune_model())
+
+
+def _without_autotune_model() -> tf.data.Options:
+    """tf.data's options with its autotuning model off. Its optimisation thread sometimes kept a finished training
+    run from closing for 14-40 s (the iterator's destructor waits for it), and the reader keeps ahead of every
+    network's step without it: 193 against 150 training images/s (321x321 crops, two parallel calls; median of
+    three). ``tf.data.AUTOTUNE`` parallelism then takes the number of cores."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def eval_dataset(

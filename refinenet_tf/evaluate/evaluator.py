@@ -139,12 +139,14 @@ def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescr
              save_dir: str | None = None, instances: InstanceMasks | None = None, on_bad_sample: str = "fail",
              threads: int | None = None, progress_stream: TextIO | None = None,
              precision: str = "float32", report_images: int = 0, tile=None,
-             tile_overlap: float = TILE_OVERLAP, rule: LabelRule | None = None) -> EvaluationResult:
+             tile_overlap: float = TILE_OVERLAP, rule: LabelRule | None = None,
+             calibration: str | Sequence[str] | None = None) -> EvaluationResult:
     """Score ``checkpoint`` on labeled ``samples``; with ``crf`` also after dense-CRF refinement.
 
     ``save_dir`` receives per image ``<stem>.png`` (index) and ``<stem>_colour.png`` (and
     ``<stem>_crf.png``, ``<stem>_crf_colour.png`` with the CRF). The network runs as the Predictor's frozen
-    graph, in ``precision`` (float32, bfloat16 or auto). ``report_images`` k > 0 keeps thumbnails of the k worst
+    graph, in ``precision`` (float32, bfloat16 or auto), or in int8 in ONNX Runtime: a quantized model folder, or
+    ``checkpoint`` quantized first on the ``calibration`` images (:class:`Predictor`). ``report_images`` k > 0 keeps thumbnails of the k worst
     and k best images by their own mean IoU (of the CRF's predictions when there are some) in ``gallery``.
     ``tile`` ((height, width) or 'auto') predicts in overlapping windows, ``tile_overlap`` of a tile shared.
     ``rule`` makes the labels from the probabilities (:mod:`refinenet_tf.predict.decision`).
@@ -192,7 +194,7 @@ def evaluate(checkpoint: str, samples: Sequence[Sample], description: ModelDescr
     plain = _Branch(description, instances, "", gallery if crf is None else None, unknown_label)
     refined = _Branch(description, instances, "_crf", gallery, unknown_label) if crf is not None else None
     graph.finalize()
-    predictor = Predictor(prefix, description, options, threads, precision) if by_predictor else None
+    predictor = Predictor(prefix, description, options, threads, precision, calibration) if by_predictor else None
     with new_session(graph, threads, inter_op_threads=threads) as session, predictor or contextlib.nullcontext():
         if load is not None:
             load(session)

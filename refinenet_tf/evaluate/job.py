@@ -33,6 +33,7 @@ class EvaluationJob:
     tile_overlap: float = TILE_OVERLAP
     rule: LabelRule | None = None  # --threshold / --min-confidence (None: argmax)
     precision: str = "float32"
+    calibration: str | Sequence[str] | None = None  # the images int8 quantizes a plain checkpoint on
     threads: int | None = None
     on_bad_sample: str = "fail"
     instances: InstanceMasks | None = None
@@ -51,7 +52,7 @@ def run_evaluation_job(checkpoint: str, samples: Sequence[Sample], description: 
         check_report(job.report, writes_results=job.results_file is None)
     result = evaluate(checkpoint, samples, description, job.options, crf=job.crf, crf_workers=job.crf_workers,
                       save_dir=job.save_dir, instances=job.instances, on_bad_sample=job.on_bad_sample,
-                      threads=job.threads, precision=job.precision,
+                      threads=job.threads, precision=job.precision, calibration=job.calibration,
                       report_images=job.report_images if job.report is not None else 0, tile=job.tile,
                       tile_overlap=job.tile_overlap, rule=job.rule)
     results = evaluation_results(result, description, job.options, data_list, job.crf)

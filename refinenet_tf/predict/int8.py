@@ -48,6 +48,13 @@ def is_quantized(path: str) -> bool:
     return int8_section(path) is not None
 
 
+def check_calibration(model: str, calibration) -> None:
+    """A plain checkpoint needs calibration images to run in int8; without them, a ConfigError naming both ways out."""
+    if not calibration and not is_quantized(model):
+        raise ConfigError(f"{model}: int8 needs a quantized model folder (python -m refinenet_tf quantize) or "
+                          f"calibration images ({parameter('calibration')})")
+
+
 def check_single_scale(options: PredictOptions) -> None:
     """int8 models are made for single-scale prediction without mirroring; anything else is a ConfigError."""
     if options != SINGLE_SCALE:

@@ -95,7 +95,8 @@ class Predictor(ClosesOnExit):
     ``precision`` is float32 (the default: published numbers reproduce exactly), bfloat16, or auto
     (bfloat16 where the hardware computes it, see :func:`refinenet_tf.hardware.choose_precision`). A quantized
     model folder (``python -m refinenet_tf quantize``) runs in int8 whatever ``precision`` says; ``int8`` with a
-    checkpoint quantizes it first on the ``calibration`` images (list file or folder): :mod:`refinenet_tf.predict.int8`.
+    checkpoint quantizes it first on the ``calibration`` images (list file, folder or image paths):
+    :mod:`refinenet_tf.predict.int8`.
 
     >>> with Predictor("snapshots/", precision="auto") as predictor:
     ...     labels = predictor.predict(image_rgb, ("labels",)).labels
@@ -104,7 +105,7 @@ class Predictor(ClosesOnExit):
 
     def __init__(self, checkpoint: str, description: ModelDescription | None = None,
                  options: PredictOptions = SINGLE_SCALE, threads: int | None = None, precision: str = "float32",
-                 calibration: str | None = None):
+                 calibration: str | Sequence[str] | None = None):
         self.description = description if description is not None else description_for_checkpoint(checkpoint)
         self.options = options
         self.precision = choose_precision("int8" if is_quantized(checkpoint) else precision)

@@ -1,14 +1,15 @@
-"""The quantized model folder: quantize a checkpoint (guarded), write its model.json, open it for prediction."""
+"""The quantized model folder: quantize a checkpoint (guarded), write its model.json, open it for prediction or
+make one for the length of a ``with`` block."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
 import os
-import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from onnxruntime.quantization import quantize_static
 
@@ -16,11 +17,18 @@ from refinenet_tf.checkpoints import resolve_checkpoint
 from refinenet_tf.data.listfile import read_list_file
 from refinenet_tf.defaults import CALIBRATION_IMAGES, INT8_TOLERANCE, SENSITIVITY_IMAGES
 from refinenet_tf.description import FILE_NAME, INT8_KEY, ModelDescription, description_path
-from refinenet_tf.errors import ConfigError, parameter
+from refinenet_tf.errors import ConfigError
 from refinenet_tf.files import write_text_atomically
 from refinenet_tf.hardware import CPU_FEATURES, cpu_flags
 from refinenet_tf.predict.graph import PredictOptions
-from refinenet_tf.predict.int8 import FLOAT_FILE, INT8_FILE, OnnxPredictor, check_single_scale, is_quantized
+from refinenet_tf.predict.int8 import (
+    FLOAT_FILE,
+    INT8_FILE,
+    OnnxPredictor,
+    check_calibration,
+    check_single_scale,
+    is_quantized,
+)
 from refinenet_tf.quantize.calibration import ImageReader, calibration_paths
 from refinenet_tf.quantize.guard import GuardResult, compare, guarded
 from refinenet_tf.quantize.onnx_graph import write_batch_onnx
@@ -99,19 +107,26 @@ def _without_preprocessing_advice(record: logging.LogRecord) -> bool:
     return "pre-processing" not in record.getMessage()
 
 
+@contextlib.contextmanager
+def quantized_folder(model: str, description: ModelDescription, calibration: str | Sequence[str] | None = None,
+                     data_dir: str | None = None, threads: int | None = None, **quantize_options) -> Iterator[str]:
+    """The quantized model folder of ``model`` for the ``with`` block: ``model``'s own folder when it is one, else a
+    temporary folder, deleted afterwards, holding ``model`` quantized now on the ``calibration`` images by
+    :func:`quantize_checkpoint` (``quantize_options``: its ``val_list``, ``tolerance``, ``calibration_images``...)."""
+    if is_quantized(model):
+        yield os.path.dirname(description_path(model))
+        return
+    check_calibration(model, calibration)
+    with tempfile.TemporaryDirectory(prefix="refinenet_int8_", ignore_cleanup_errors=True) as folder:
+        quantize_checkpoint(model, description, folder, calibration, data_dir=data_dir, threads=threads,
+                            **quantize_options)
+        yield folder
+
+
 def int8_predictor(model: str, description: ModelDescription, options: PredictOptions, threads: int | None = None,
                    calibration: str | Sequence[str] | None = None, data_dir: str | None = None) -> OnnxPredictor:
     """The int8 runner of ``model``: a quantized folder's model, or a checkpoint quantized now on the
     ``calibration`` images (unguarded, in a temporary folder)."""
     check_single_scale(options)
-    if is_quantized(model):
-        return OnnxPredictor(os.path.join(os.path.dirname(description_path(model)), INT8_FILE), threads)
-    if not calibration:
-        raise ConfigError(f"{model}: int8 needs a quantized model folder (python -m refinenet_tf quantize) or "
-                          f"calibration images ({parameter('calibration')})")
-    folder = tempfile.mkdtemp(prefix="refinenet_int8_")
-    try:
-        quantize_checkpoint(model, description, folder, calibration, data_dir=data_dir, threads=threads)
-        return OnnxPredictor(os.path.join(folder, INT8_FILE), threads)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with quantized_folder(model, description, calibration, data_dir, threads) as folder:
+        return OnnxPredictor(os.path.join(folder, INT8_FILE), threads)  # the session holds the model: no file needed

@@ -182,11 +182,11 @@ def test_inference_benchmark_quick_mode_writes_its_section(tmp_path):
 @pytest.mark.slow  # runs the benchmark scripts
 @pytest.mark.parametrize("script, section, variants", [
     ("bench_reader.py", "reader", ["| train:", "| eval:"]), ("bench_crf.py", "crf", []),
-    ("bench_training.py", "training", ["| float32 |", "| bfloat16 |"]),
+    ("bench_training.py", "training", ["| float32 |", "| bfloat16 |", "| backward Conv2DBackpropFilter |"]),
     ("bench_tiled.py", "tiled", ["| whole image |", "| tiled 64x64", "| batch-2 |"])])
 def test_other_benchmarks_quick_mode(script, section, variants, tmp_path):
     output = tmp_path / "BENCH.md"
-    extra = ["--archs", "lw-refinenet-mobilenetv2"] if script == "bench_training.py" else []
+    extra = ["--archs", "lw-refinenet-mobilenetv2", "--ops"] if script == "bench_training.py" else []
     run_benchmark(script, "--output", str(output), *extra)
     text = output.read_text()
     body = text[text.index(f"<!-- benchmark:{section} -->"):text.index(f"<!-- /benchmark:{section} -->")]
